@@ -420,13 +420,13 @@ pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if d.is_zero() {
         "0ms".into()
-    } else if ms == 0 || d.subsec_nanos() % 1_000_000 != 0 {
+    } else if ms == 0 || !d.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{}us", d.as_micros())
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
