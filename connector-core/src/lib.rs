@@ -21,6 +21,7 @@
 //! ```
 
 pub mod ack;
+pub mod check;
 pub mod config;
 pub mod console;
 pub mod error;
@@ -34,6 +35,7 @@ pub mod source;
 pub mod value;
 
 pub use ack::{Ack, AckReceiver, AckStatus, AckTracker};
+pub use check::{CheckReport, FailureKind};
 pub use config::{Properties, Secret};
 pub use error::{Error, Result};
 pub use pipeline::{BadDataPolicy, Metrics, MetricsSnapshot, Pipeline, PipelineReport};

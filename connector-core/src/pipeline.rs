@@ -183,6 +183,7 @@ pub struct Pipeline {
     handle_signals: bool,
     drain_timeout: Duration,
     progress_every: Option<Duration>,
+    check_timeout: Option<Duration>,
     metrics: Arc<Metrics>,
 }
 
@@ -221,6 +222,7 @@ impl Pipeline {
             handle_signals: false,
             drain_timeout: Duration::from_secs(30),
             progress_every: None,
+            check_timeout: None,
             metrics: Arc::new(Metrics::default()),
         }
     }
@@ -314,6 +316,13 @@ impl Pipeline {
         self
     }
 
+    /// Checks the source's and sinks' connections before starting (each
+    /// step within `timeout`); a failed check stops the run with the report.
+    pub fn check_on_start(mut self, timeout: Duration) -> Self {
+        self.check_timeout = Some(timeout);
+        self
+    }
+
     /// The live counters; keep the handle to read them while the pipeline runs.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
@@ -340,6 +349,7 @@ impl Pipeline {
             handle_signals,
             drain_timeout,
             progress_every,
+            check_timeout,
             metrics,
         } = self;
         let started = Instant::now();
@@ -360,6 +370,19 @@ impl Pipeline {
                 "dead_letter",
                 "the bad-data policy is dead-letter but no dead-letter sink was given",
             ));
+        }
+        let mut sink = sink;
+        if let Some(timeout) = check_timeout {
+            for report in [source.check(timeout).await, sink.check(timeout).await] {
+                info!("{report}");
+                if !report.is_ok() {
+                    return Err(Error::permanent(
+                        report.component.clone(),
+                        "connection check",
+                        report.to_string(),
+                    ));
+                }
+            }
         }
         let limits = batch_limits.unwrap_or_else(|| sink.batch_limits());
         let stop = shutdown.child_token();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
+use crate::check::CheckReport;
 use crate::error::Result;
 use crate::record::Batch;
 
@@ -81,6 +82,16 @@ pub trait Sink: Send {
     async fn close(&mut self) -> Result<()> {
         self.flush().await
     }
+
+    /// Tests the connection without writing anything: reach the server,
+    /// authenticate, check the table/topic/endpoint, each step within
+    /// `timeout`. The default is for sinks that use no external service.
+    async fn check(&mut self, timeout: Duration) -> CheckReport {
+        let _ = timeout;
+        let mut report = CheckReport::new(self.name());
+        report.pass("nothing to check", "this sink uses no external service");
+        report
+    }
 }
 
 #[async_trait]
@@ -103,6 +114,10 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
 
     async fn close(&mut self) -> Result<()> {
         (**self).close().await
+    }
+
+    async fn check(&mut self, timeout: Duration) -> CheckReport {
+        (**self).check(timeout).await
     }
 }
 
@@ -281,5 +296,18 @@ impl Sink for Fanout {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Every sink's steps, each named after its sink.
+    async fn check(&mut self, timeout: Duration) -> CheckReport {
+        let mut report = CheckReport::new(self.name.clone());
+        for sink in &mut self.sinks {
+            let part = sink.check(timeout).await;
+            for mut step in part.steps {
+                step.name = format!("{}: {}", part.component, step.name);
+                report.steps.push(step);
+            }
+        }
+        report
     }
 }

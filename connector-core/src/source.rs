@@ -1,10 +1,12 @@
 //! The [`Source`] trait.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::Stream;
 
+use crate::check::CheckReport;
 use crate::error::Result;
 use crate::record::Batch;
 use crate::schema::Schema;
@@ -69,6 +71,16 @@ pub trait Source: Send {
     async fn close(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Tests the connection without consuming anything: reach the server,
+    /// authenticate, check the topic/endpoint, each step within `timeout`.
+    /// The default is for sources that use no external service.
+    async fn check(&mut self, timeout: Duration) -> CheckReport {
+        let _ = timeout;
+        let mut report = CheckReport::new(self.name());
+        report.pass("nothing to check", "this source uses no external service");
+        report
+    }
 }
 
 #[async_trait]
@@ -87,6 +99,10 @@ impl<S: Source + ?Sized> Source for Box<S> {
 
     async fn close(&mut self) -> Result<()> {
         (**self).close().await
+    }
+
+    async fn check(&mut self, timeout: Duration) -> CheckReport {
+        (**self).check(timeout).await
     }
 }
 
