@@ -15,7 +15,7 @@ use connector_core::{Pipeline, Sink, Source};
 use criterion::{Criterion, Throughput, criterion_group};
 use source_generator::{GeneratorConfig, GeneratorSource, Template};
 
-const RECORDS: u64 = 200_000;
+const RECORDS: u64 = 1_000_000;
 
 fn config(template: Template, count: u64) -> GeneratorConfig {
     GeneratorConfig::new(template)
