@@ -5,7 +5,17 @@ use std::process::Command;
 #[test]
 fn quickstart_prints_exactly_count_records_and_exits_cleanly() {
     let output = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "quickstart", "--", "--count", "1000", "--interval", "3ms"])
+        .args([
+            "run",
+            "--quiet",
+            "--example",
+            "quickstart",
+            "--",
+            "--count",
+            "1000",
+            "--interval",
+            "3ms",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo");
@@ -20,9 +30,15 @@ fn quickstart_prints_exactly_count_records_and_exits_cleanly() {
         assert!(["device_0", "device_1", "device_2"].contains(&device));
         let number = record["number"].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&number));
-        assert_eq!(record["level"], if number > 80.0 { "high" } else { "normal" });
+        assert_eq!(
+            record["level"],
+            if number > 80.0 { "high" } else { "normal" }
+        );
         assert!(record["time"].as_str().unwrap().ends_with('Z'));
     }
-    assert!(stderr.contains("records/s"), "a progress line is shown: {stderr}");
+    assert!(
+        stderr.contains("records/s"),
+        "a progress line is shown: {stderr}"
+    );
     assert!(stderr.contains("done: 1000 records"), "{stderr}");
 }
