@@ -626,6 +626,12 @@ impl<'a> PropertyReader<'a> {
         self.spec.component()
     }
 
+    /// The spec being read, so shared readers (such as the data-format
+    /// properties) can read only the properties a connector documents.
+    pub fn spec(&self) -> &'static ConnectorSpec {
+        self.spec
+    }
+
     fn raw(&mut self, name: &'static str) -> Option<(String, Json)> {
         let spec = self.spec.property(name);
         debug_assert!(

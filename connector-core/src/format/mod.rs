@@ -7,6 +7,9 @@
 //! unknown schema id, an encoder registering its schema) returns
 //! [`Progress::NeedsResolve`]; the caller awaits [`Decoder::resolve`] and
 //! calls again. [`decode_message`] and [`encode_record`] do that dance.
+//!
+//! Connectors build codecs from their properties through [`FormatConfig`]
+//! (see [`config`]) and list the shared property specs of [`props`].
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -14,8 +17,17 @@ use futures::future::BoxFuture;
 use crate::error::Result;
 use crate::record::{Header, Position, Record};
 
+pub mod binary;
+pub mod config;
+pub mod declared;
+pub mod delimited;
 pub mod json;
+pub mod props;
 pub mod template;
+pub mod text;
+pub mod timestamp;
+
+pub use config::{DataFormat, Encoding, Envelope, FormatConfig, ProtoConfig, RegistryConfig};
 
 /// Whether a codec call finished or needs [`Decoder::resolve`] /
 /// [`Encoder::resolve`] first.
@@ -206,4 +218,12 @@ pub async fn encode_record<E: Encoder + ?Sized>(
             .map_or_else(String::new, ToString::to_string),
         "encoder kept asking to resolve the same record",
     ))
+}
+
+/// How encode errors name a record: its source position, if known.
+pub(crate) fn record_position(record: &Record) -> String {
+    record
+        .position
+        .as_ref()
+        .map_or_else(|| "(no position)".to_owned(), ToString::to_string)
 }
