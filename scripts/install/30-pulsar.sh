@@ -5,6 +5,9 @@
 #   (no Apache Pulsar broker can be installed here; see TESTING.md).
 # - `pulsar-client` (PyPI), installed into the shared test venv
 #   $TOOLS/venv (also created by 20-python.sh; whichever runs first makes it).
+# - `protoc` (Debian's protobuf-compiler): the `pulsar` crate's build script
+#   compiles Pulsar's protocol definition with it, so building the Pulsar
+#   crates needs it, not only testing them.
 # Idempotent: skips the download when the pinned broker version is in place
 # and lets pip skip what is already installed.
 set -euo pipefail
@@ -13,6 +16,13 @@ TOOLS="${CONNECTORS_TEST_TOOLS:-/opt/connectors-test}"
 VENV="$TOOLS/venv"
 PULSAR_LITE_VERSION="0.2.0"
 PULSAR_CLIENT_VERSION="3.13.0"
+
+# --- protoc, for building the `pulsar` crate ------------------------------
+if ! command -v protoc >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
+fi
+protoc --version
 
 # --- the shared virtualenv (same recipe as 20-python.sh) -------------------
 PYTHON=/usr/bin/python3
