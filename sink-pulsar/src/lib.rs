@@ -1,1 +1,35 @@
-//! stub
+//! The `pulsar` sink: each record becomes one message on a Pulsar topic,
+//! encoded as `data_type` (JSON unless it says otherwise), with the record
+//! key as partition key, grouped into Pulsar batches. A batch's ack resolves
+//! as delivered only when the broker acknowledged every message in it.
+//!
+//! Connection and auth properties (`topic`, `broker_url`, `auth_type`,
+//! `auth_params`) are shared with the source through `pulsar-common`.
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> connector_core::Result<()> {
+//! use connector_core::{Batch, Properties, Record, Sink, Value};
+//! use sink_pulsar::PulsarSink;
+//!
+//! let props = Properties::from_pairs([
+//!     ("topic", "events"),
+//!     ("broker_url", "pulsar://localhost:6650"),
+//!     ("auth_type", "token"),
+//!     ("auth_params", r#"{"token": "eyJhbGciOiJIUzI1NiJ9..."}"#),
+//! ]);
+//! let mut sink = PulsarSink::from_properties(&props)?;
+//! let (ack, delivered) = connector_core::Ack::channel();
+//! let record = Record::from_pairs([("device", Value::from("d1"))]).with_key("d1");
+//! sink.send(Batch::with_ack(vec![record], ack)).await?;
+//! assert!(delivered.await.is_delivered()); // the broker has it
+//! sink.close().await?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod sink;
+
+pub use config::{SPEC, SinkConfig};
+pub use sink::PulsarSink;
