@@ -115,7 +115,11 @@ impl SinkConfig {
         r.finish()?;
         let format = format.with_default_subject(format!(
             "{}-value",
-            connection.topic.rsplit('/').next().unwrap_or(&connection.topic)
+            connection
+                .topic
+                .rsplit('/')
+                .next()
+                .unwrap_or(&connection.topic)
         ));
         Ok(SinkConfig {
             connection,

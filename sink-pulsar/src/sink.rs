@@ -207,10 +207,10 @@ impl Sink for PulsarSink {
                 Err(e) if e.is_bad_data() => {
                     refused_count += 1;
                     if refused.is_none() {
-                        let at = record
-                            .position
-                            .as_ref()
-                            .map_or_else(|| format!("record {index} of the batch"), |p| p.to_string());
+                        let at = record.position.as_ref().map_or_else(
+                            || format!("record {index} of the batch"),
+                            |p| p.to_string(),
+                        );
                         refused = Some(e.in_component(self.name.clone()).at(at));
                     }
                 }

@@ -9,8 +9,7 @@ use bytes::Bytes;
 use connector_core::check::CheckReport;
 use connector_core::format::{Decoder, MessageMeta, decode_message};
 use connector_core::{
-    AckStatus, AckTracker, BadRecord, Batch, Header, Position, Properties, Record, Result,
-    Source,
+    AckStatus, AckTracker, BadRecord, Batch, Header, Position, Properties, Record, Result, Source,
 };
 use futures::{FutureExt as _, StreamExt as _};
 use pulsar_common::pulsar::consumer::{Message, data::MessageData};
@@ -330,8 +329,13 @@ impl PulsarSource {
             };
             let payload = &message.payload.data;
             let start = self.building.records.len();
-            if let Err(e) =
-                decode_message(&mut self.decoder, payload, &meta, &mut self.building.records).await
+            if let Err(e) = decode_message(
+                &mut self.decoder,
+                payload,
+                &meta,
+                &mut self.building.records,
+            )
+            .await
             {
                 self.building.records.truncate(start);
                 self.building.bad.push(BadRecord::undecodable(

@@ -426,3 +426,195 @@ fn fix_broker_frame(body: BytesMut, shared: &Shared) -> Bytes {
         _ => body.freeze(),
     }
 }
+
+/// A message for [`produce_with_python`], or one read by [`consume_with_python`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PyMessage {
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// The partition key.
+    pub key: Option<String>,
+    /// Message properties.
+    pub properties: Vec<(String, String)>,
+    /// Event time, ms since the epoch (0 or `None`: not set).
+    pub event_time_ms: Option<u64>,
+    /// The message id as the Python client prints it (read messages only).
+    pub message_id: String,
+}
+
+impl PyMessage {
+    /// A message with this payload.
+    pub fn new(payload: impl Into<Vec<u8>>) -> Self {
+        PyMessage {
+            payload: payload.into(),
+            ..PyMessage::default()
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Adds a property.
+    pub fn property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the event time (ms).
+    pub fn event_time(mut self, ms: u64) -> Self {
+        self.event_time_ms = Some(ms);
+        self
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "payload": hex(&self.payload),
+            "key": self.key,
+            "properties": self.properties.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "event_time": self.event_time_ms,
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+const PRODUCE: &str = r#"
+import json, sys, pulsar
+url, topic, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+messages = json.loads(sys.stdin.read())
+client = pulsar.Client(url, operation_timeout_seconds=30)
+kwargs = {}
+if options.get("batching"):
+    kwargs.update(batching_enabled=True, batching_max_messages=len(messages), batching_max_publish_delay_ms=50)
+if options.get("compression"):
+    kwargs["compression_type"] = getattr(pulsar.CompressionType, options["compression"])
+producer = client.create_producer(topic, **kwargs)
+for m in messages:
+    args = {}
+    if m["key"] is not None:
+        args["partition_key"] = m["key"]
+    if m["properties"]:
+        args["properties"] = m["properties"]
+    if m["event_time"]:
+        args["event_timestamp"] = m["event_time"]
+    if options.get("batching"):
+        producer.send_async(bytes.fromhex(m["payload"]), None, **args)
+    else:
+        producer.send(bytes.fromhex(m["payload"]), **args)
+producer.flush()
+client.close()
+"#;
+
+const CONSUME: &str = r#"
+import json, sys, pulsar
+url, topic, subscription, count, timeout_ms = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+client = pulsar.Client(url, operation_timeout_seconds=30)
+consumer = client.subscribe(topic, subscription, consumer_type=pulsar.ConsumerType.Shared,
+                            initial_position=pulsar.InitialPosition.Earliest)
+out = []
+try:
+    while len(out) < count:
+        m = consumer.receive(timeout_millis=timeout_ms)
+        out.append({"payload": m.data().hex(), "key": m.partition_key() or None,
+                    "properties": m.properties(), "event_time": m.event_timestamp() or None,
+                    "message_id": str(m.message_id())})
+        consumer.acknowledge(m)
+except pulsar.Timeout:
+    pass
+print("RESULT " + json.dumps(out), flush=True)
+client.close()
+"#;
+
+/// Produces `messages` to `topic` with the Python `pulsar-client`, one send
+/// at a time (with `batching`, as one producer-side batch; with
+/// `compression` such as `LZ4` or `ZSTD`, compressed).
+pub fn produce_with_python(
+    url: &str,
+    topic: &str,
+    messages: &[PyMessage],
+    batching: bool,
+    compression: Option<&str>,
+) {
+    let input = serde_json::Value::Array(messages.iter().map(PyMessage::to_json).collect());
+    let options = serde_json::json!({"batching": batching, "compression": compression});
+    let mut child = Command::new(python())
+        .arg("-c")
+        .arg(PRODUCE)
+        .args([url, topic, &options.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(input.to_string().as_bytes())
+            .expect("write messages");
+    }
+    let out = child.wait_with_output().expect("python producer");
+    assert!(
+        out.status.success(),
+        "python producer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Reads up to `count` messages of `topic` from the earliest one through a
+/// shared `subscription` with the Python `pulsar-client`, acknowledging
+/// them; stops early when no message comes for `idle`.
+pub fn consume_with_python(
+    url: &str,
+    topic: &str,
+    subscription: &str,
+    count: usize,
+    idle: Duration,
+) -> Vec<PyMessage> {
+    let out = run_python(
+        CONSUME,
+        &[
+            url,
+            topic,
+            subscription,
+            &count.to_string(),
+            &idle.as_millis().to_string(),
+        ],
+    );
+    // The client logs to stdout too: the result is the line after the marker.
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no result from the python consumer:\n{out}"));
+    let json: serde_json::Value = serde_json::from_str(line).expect("python output");
+    json.as_array()
+        .expect("a list")
+        .iter()
+        .map(|m| PyMessage {
+            payload: unhex(m["payload"].as_str().unwrap_or_default()),
+            key: m["key"].as_str().map(str::to_owned),
+            properties: m["properties"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            event_time_ms: m["event_time"].as_u64(),
+            message_id: m["message_id"].as_str().unwrap_or_default().to_owned(),
+        })
+        .collect()
+}
