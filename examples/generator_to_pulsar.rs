@@ -48,7 +48,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = Pipeline::new(GeneratorSource::new(config))
         // The device is the message key: Pulsar routes and orders by it.
         .map(|record| {
-            let device = record.get("device").and_then(|v| v.as_str()).map(str::to_owned);
+            let device = record
+                .get("device")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
             match device {
                 Some(device) => record.with_key(device),
                 None => record,
@@ -58,6 +61,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .handle_signals(true)
         .run()
         .await?;
-    eprintln!("{} records delivered to {topic}", report.metrics.records_out);
+    eprintln!(
+        "{} records delivered to {topic}",
+        report.metrics.records_out
+    );
     Ok(())
 }

@@ -356,9 +356,8 @@ fn request_error(url: &str, e: &reqwest::Error) -> TokenError {
         (FailureKind::Timeout, true)
     } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("TLS") {
         (FailureKind::Tls, false)
-    } else if e.is_connect() {
-        (FailureKind::Unreachable, true)
     } else {
+        // Connection refused, reset, DNS: the issuer may come back.
         (FailureKind::Unreachable, true)
     };
     TokenError::new(kind, retryable, format!("{url}: {chain}"))

@@ -68,7 +68,9 @@ fn sink(c: &mut Criterion) {
         let mut sink = PulsarSink::from_properties(&props).unwrap();
         // Connect before measuring.
         let (ack, done) = Ack::channel();
-        sink.send(Batch::with_ack(records()[..1].to_vec(), ack)).await.unwrap();
+        sink.send(Batch::with_ack(records()[..1].to_vec(), ack))
+            .await
+            .unwrap();
         assert!(done.await.is_delivered());
         sink
     });

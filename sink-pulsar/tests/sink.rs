@@ -257,12 +257,15 @@ async fn check_reports_success_wrong_port_wrong_token_and_tls_to_a_plain_port() 
     );
 }
 
+/// A form body as name/value pairs.
+type Form = Vec<(String, String)>;
+
 /// An OAuth2 issuer: OpenID discovery and a client-credentials token
 /// endpoint that accepts one client and records what it was sent.
 #[derive(Clone, Default)]
 struct Issuer {
     base: String,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Form>>>,
 }
 
 async fn discovery(State(issuer): State<Issuer>) -> axum::Json<serde_json::Value> {

@@ -103,7 +103,12 @@ fn source(c: &mut Criterion) {
             for _ in 0..iters {
                 let out = run_python(
                     PYTHON_CONSUMER,
-                    &[proxy.url(), TOPIC, &next_subscription(), &MESSAGES.to_string()],
+                    &[
+                        proxy.url(),
+                        TOPIC,
+                        &next_subscription(),
+                        &MESSAGES.to_string(),
+                    ],
                 );
                 let secs: f64 = out
                     .lines()
