@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ClickHouse server and client for the sink-clickhouse tests and benchmarks.
-# Debian 12 ships ClickHouse 18.16; the tests start private server processes
-# from this install (testkit::clickhouse), so the packaged service is not
-# started here and the system-wide server is left alone.
+# Debian 12 ships ClickHouse 18.16. The tests start private server processes
+# from this install (testkit::clickhouse), each with its own config, data
+# dir and ports; the packaged service and its config are left alone.
 set -euo pipefail
 
 if command -v clickhouse-server >/dev/null 2>&1 \
@@ -14,8 +14,8 @@ if command -v clickhouse-server >/dev/null 2>&1 \
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-# The package tries to start its service; without an init system that fails
-# harmlessly, and the tests start their own servers anyway.
+# On a machine with systemd the package also starts its own service on
+# 8123/9000; the tests do not use it (each starts a private server).
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends clickhouse-server clickhouse-client
 

@@ -9,9 +9,8 @@ use connector_core::check::FailureKind;
 
 use crate::client::{ErrorClass, RequestError};
 use crate::config::SPEC;
-use crate::sink::{ClickHouseSink, describe, detect_server, unknown_settings};
+use crate::sink::{ClickHouseSink, database_exists, describe, detect_server, unknown_settings};
 use crate::table::{create_table_sql, qualified};
-use crate::types::quote_string;
 
 /// The kind and text of a failed step.
 fn failure(error: &RequestError) -> (FailureKind, String) {
@@ -79,13 +78,12 @@ pub(crate) async fn run(sink: &ClickHouseSink, timeout: Duration) -> CheckReport
     let (database, table) = config.target();
     let db_ok = report
         .step(format!("database `{database}`"), timeout, async {
-            let sql = format!(
-                "SELECT count() FROM system.databases WHERE name = {}",
-                quote_string(&database)
-            );
-            match client.query(index, &sql, &[]).await {
-                Ok(n) if n.trim() == "1" => Ok("exists".to_owned()),
-                Ok(_) => Err((
+            match database_exists(&client, index, &database).await {
+                Ok(true) => Ok("exists".to_owned()),
+                Ok(false) if config.init_sql.is_some() => {
+                    Ok("does not exist yet; `init_sql` runs before the first insert".to_owned())
+                }
+                Ok(false) => Err((
                     FailureKind::NotFound,
                     format!("database `{database}` does not exist"),
                 )),

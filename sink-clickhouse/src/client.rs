@@ -240,8 +240,26 @@ fn is_known_final(code: u32) -> bool {
         // NUMBER_OF_COLUMNS_DOESNT_MATCH, UNKNOWN_FORMAT, NOT_IMPLEMENTED,
         // UNKNOWN_STORAGE, ENGINE_REQUIRED, TABLE_IS_DROPPED, THERE_IS_NO_COLUMN,
         // INCORRECT_QUERY, SETTING_CONSTRAINT_VIOLATION, ILLEGAL_SYNTAX_FOR_DATA_TYPE
-        8 | 10 | 16 | 20 | 36 | 46 | 47 | 48 | 50 | 56 | 57 | 62 | 73 | 80 | 82 | 115 | 119
-            | 218 | 377 | 452 | 458
+        8 | 10
+            | 16
+            | 20
+            | 36
+            | 46
+            | 47
+            | 48
+            | 50
+            | 56
+            | 57
+            | 62
+            | 73
+            | 80
+            | 82
+            | 115
+            | 119
+            | 218
+            | 377
+            | 452
+            | 458
     )
 }
 
@@ -275,7 +293,11 @@ impl Client {
     pub fn new(config: &ClickHouseConfig) -> Result<Client> {
         let component = SPEC.component();
         if config.endpoints.is_empty() {
-            return Err(Error::config(component, "hosts", "no endpoint to connect to"));
+            return Err(Error::config(
+                component,
+                "hosts",
+                "no endpoint to connect to",
+            ));
         }
         let tls = tls_config(config)?;
         let http = reqwest::Client::builder()
@@ -287,9 +309,7 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| {
-                Error::permanent(component.clone(), "build HTTP client", e.to_string())
-            })?;
+            .map_err(|e| Error::permanent(component.clone(), "build HTTP client", e.to_string()))?;
         let credentials = format!("{}:{}", config.username, config.password.expose());
         let mut auth = HeaderValue::from_str(&format!(
             "Basic {}",
@@ -537,9 +557,7 @@ fn tls_config(config: &ClickHouseConfig) -> Result<rustls::ClientConfig> {
             return Err(bad("no PEM certificate in the file".into()));
         }
     }
-    Ok(builder
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// Accepts any server certificate (`tls.skip_verify_server`); handshake
@@ -624,9 +642,14 @@ mod tests {
         );
         assert_eq!(auth.class(), ErrorClass::Auth);
 
-        let syntax = ServerError::parse(500, None, "Code: 62, e.displayText() = DB::Exception: Syntax error");
+        let syntax = ServerError::parse(
+            500,
+            None,
+            "Code: 62, e.displayText() = DB::Exception: Syntax error",
+        );
         assert_eq!(syntax.class(), ErrorClass::Permanent);
-        let unknown = ServerError::parse(500, None, "Code: 1234, e.displayText() = DB::Exception: ?");
+        let unknown =
+            ServerError::parse(500, None, "Code: 1234, e.displayText() = DB::Exception: ?");
         assert_eq!(unknown.class(), ErrorClass::Transient);
         let proxy = ServerError::parse(502, None, "Bad Gateway");
         assert_eq!((proxy.code, proxy.class()), (None, ErrorClass::Transient));

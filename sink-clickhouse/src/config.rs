@@ -17,7 +17,11 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
     role: Role::Sink,
     description: "Writes records to a ClickHouse table over the HTTP interface, in RowBinary batches.",
     properties: &[
-        PropertySpec::required("table_name", PropertyKind::String, "The target table (`db.table` names the database too)."),
+        PropertySpec::required(
+            "table_name",
+            PropertyKind::String,
+            "The target table (`db.table` names the database too).",
+        ),
         PropertySpec::optional(
             "dsn",
             PropertyKind::Secret,
@@ -30,9 +34,24 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
             None,
             "`host:port` HTTP endpoints (`https://host:8443` for TLS), tried in turn when one fails. Required without `dsn`.",
         ),
-        PropertySpec::optional("username", PropertyKind::String, Some("default"), "User name."),
-        PropertySpec::optional("password", PropertyKind::Secret, None, "Password (empty by default)."),
-        PropertySpec::optional("database", PropertyKind::String, Some("default"), "Database of the table."),
+        PropertySpec::optional(
+            "username",
+            PropertyKind::String,
+            Some("default"),
+            "User name.",
+        ),
+        PropertySpec::optional(
+            "password",
+            PropertyKind::Secret,
+            None,
+            "Password (empty by default).",
+        ),
+        PropertySpec::optional(
+            "database",
+            PropertyKind::String,
+            Some("default"),
+            "Database of the table.",
+        ),
         PropertySpec::optional(
             "engine",
             PropertyKind::String,
@@ -51,21 +70,36 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
             None,
             "SQL run once before the first insert (`engine` and `suffix` are then ignored).",
         ),
-        PropertySpec::optional("batch_count", PropertyKind::Integer, Some("128"), "Rows per insert."),
+        PropertySpec::optional(
+            "batch_count",
+            PropertyKind::Integer,
+            Some("128"),
+            "Rows per insert.",
+        ),
         PropertySpec::optional(
             "batch_duration",
             PropertyKind::Duration,
             Some("100ms"),
             "Longest wait before a partial batch is inserted.",
         ),
-        PropertySpec::optional("timeout", PropertyKind::Duration, Some("30s"), "Timeout of each HTTP request."),
+        PropertySpec::optional(
+            "timeout",
+            PropertyKind::Duration,
+            Some("30s"),
+            "Timeout of each HTTP request.",
+        ),
         PropertySpec::optional(
             "retry_timeout",
             PropertyKind::Duration,
             Some("2m"),
             "How long an insert keeps retrying transient failures before its batch fails (and the source delivers it again).",
         ),
-        PropertySpec::optional("parallelism", PropertyKind::Integer, Some("2"), "Inserts in flight at once."),
+        PropertySpec::optional(
+            "parallelism",
+            PropertyKind::Integer,
+            Some("2"),
+            "Inserts in flight at once.",
+        ),
         PropertySpec::optional(
             "settings",
             PropertyKind::Map,
@@ -286,7 +320,8 @@ impl ClickHouseConfig {
     /// Defaults for `table`, with endpoints, credentials, database and
     /// settings from a DSN (see [`SPEC`]'s `dsn`).
     pub fn from_dsn(table: impl Into<String>, dsn: &str) -> Result<Self> {
-        let parsed = parse_dsn(dsn).map_err(|reason| Error::config(SPEC.component(), "dsn", reason))?;
+        let parsed =
+            parse_dsn(dsn).map_err(|reason| Error::config(SPEC.component(), "dsn", reason))?;
         let mut config = ClickHouseConfig::new(table, parsed.endpoints);
         config.apply_dsn_parts(parsed.username, parsed.password, parsed.database);
         config.settings = parsed.settings;
@@ -403,9 +438,10 @@ impl ClickHouseConfig {
             return (self.database.clone(), quoted.to_owned());
         }
         match name.split_once('.') {
-            Some((db, table)) if !db.is_empty() && !table.is_empty() => {
-                (db.trim_matches('`').to_owned(), table.trim_matches('`').to_owned())
-            }
+            Some((db, table)) if !db.is_empty() && !table.is_empty() => (
+                db.trim_matches('`').to_owned(),
+                table.trim_matches('`').to_owned(),
+            ),
             _ => (self.database.clone(), name.to_owned()),
         }
     }
@@ -604,7 +640,9 @@ fn parse_dsn(dsn: &str) -> std::result::Result<Dsn, String> {
     }
     let mut database = {
         let db = path.trim_matches('/');
-        (!db.is_empty()).then(|| decode(db, "database")).transpose()?
+        (!db.is_empty())
+            .then(|| decode(db, "database"))
+            .transpose()?
     };
     let mut tls = scheme_tls;
     let mut skip_verify = false;
@@ -703,7 +741,10 @@ mod tests {
             c.endpoints,
             vec![Endpoint::http("a", 8123), Endpoint::https("b", 8443)]
         );
-        assert_eq!((c.batch_count, c.batch_duration), (500, Duration::from_secs(1)));
+        assert_eq!(
+            (c.batch_count, c.batch_duration),
+            (500, Duration::from_secs(1))
+        );
         assert_eq!(c.database, "default");
         assert!(!format!("{c:?}").contains("\"pw\""));
     }
@@ -731,10 +772,22 @@ mod tests {
         let err = ClickHouseConfig::from_properties(&props)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("clickhouse sink: invalid configuration:"), "{err}");
-        assert!(err.contains("property `table_name`: required property is missing"), "{err}");
-        assert!(err.contains("`a:notaport`: `notaport` is not a port number"), "{err}");
-        assert!(err.contains("property `batch_count`: must be at least 1"), "{err}");
+        assert!(
+            err.starts_with("clickhouse sink: invalid configuration:"),
+            "{err}"
+        );
+        assert!(
+            err.contains("property `table_name`: required property is missing"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`a:notaport`: `notaport` is not a port number"),
+            "{err}"
+        );
+        assert!(
+            err.contains("property `batch_count`: must be at least 1"),
+            "{err}"
+        );
         assert!(err.contains("did you mean `engine`?"), "{err}");
     }
 
@@ -743,6 +796,9 @@ mod tests {
         let err = ClickHouseConfig::from_properties(&Properties::from_pairs([("table_name", "t")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("property `hosts`: required property is missing (give `dsn`"), "{err}");
+        assert!(
+            err.contains("property `hosts`: required property is missing (give `dsn`"),
+            "{err}"
+        );
     }
 }

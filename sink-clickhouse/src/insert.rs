@@ -222,7 +222,11 @@ impl Inserter {
 
 /// Runs `operation` until it succeeds, fails for good, or `retry_timeout`
 /// passes; transient failures are logged and retried with backoff.
-pub async fn with_retries<T, F, Fut>(what: &str, retry_timeout: Duration, mut operation: F) -> Result<T>
+pub async fn with_retries<T, F, Fut>(
+    what: &str,
+    retry_timeout: Duration,
+    mut operation: F,
+) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,

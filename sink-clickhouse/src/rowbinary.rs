@@ -56,27 +56,9 @@ pub fn write_value(buf: &mut Vec<u8>, ty: &ChType, value: &Value) -> Result<(), 
             Ok(())
         }
         ChType::Int8 => write_int::<1>(buf, value, i128::from(i8::MIN), i128::from(i8::MAX), ty),
-        ChType::Int16 => write_int::<2>(
-            buf,
-            value,
-            i128::from(i16::MIN),
-            i128::from(i16::MAX),
-            ty,
-        ),
-        ChType::Int32 => write_int::<4>(
-            buf,
-            value,
-            i128::from(i32::MIN),
-            i128::from(i32::MAX),
-            ty,
-        ),
-        ChType::Int64 => write_int::<8>(
-            buf,
-            value,
-            i128::from(i64::MIN),
-            i128::from(i64::MAX),
-            ty,
-        ),
+        ChType::Int16 => write_int::<2>(buf, value, i128::from(i16::MIN), i128::from(i16::MAX), ty),
+        ChType::Int32 => write_int::<4>(buf, value, i128::from(i32::MIN), i128::from(i32::MAX), ty),
+        ChType::Int64 => write_int::<8>(buf, value, i128::from(i64::MIN), i128::from(i64::MAX), ty),
         ChType::Int128 | ChType::Int256 => {
             let v = to_i128(value)?;
             write_wide(buf, v, if *ty == ChType::Int128 { 16 } else { 32 });
@@ -160,7 +142,9 @@ pub fn write_value(buf: &mut Vec<u8>, ty: &ChType, value: &Value) -> Result<(), 
         }
         ChType::Decimal { precision, scale } => {
             let unscaled = to_decimal(value, *scale)?;
-            let limit = 10i128.checked_pow(u32::from(*precision)).unwrap_or(i128::MAX);
+            let limit = 10i128
+                .checked_pow(u32::from(*precision))
+                .unwrap_or(i128::MAX);
             if unscaled.unsigned_abs() >= limit.unsigned_abs() {
                 return Err(format!("{} does not fit {ty}", show(value)));
             }
@@ -233,9 +217,9 @@ pub fn write_value(buf: &mut Vec<u8>, ty: &ChType, value: &Value) -> Result<(), 
                 }
                 for (i, (name, item_ty)) in items.iter().enumerate() {
                     let item = match name {
-                        Some(name) => s.get(name).ok_or_else(|| {
-                            format!("the struct has no field `{name}` for {ty}")
-                        })?,
+                        Some(name) => s
+                            .get(name)
+                            .ok_or_else(|| format!("the struct has no field `{name}` for {ty}"))?,
                         None => &s.values()[i],
                     };
                     write_value(buf, item_ty, item).map_err(|e| format!("element {i}: {e}"))?;
@@ -306,14 +290,24 @@ pub fn write_default(buf: &mut Vec<u8>, ty: &ChType) {
             },
         ),
         ChType::FixedString(n) => zeros(buf, *n),
-        ChType::String | ChType::Array(_) | ChType::Map(..) | ChType::Unsupported(_) => {
-            buf.push(0)
-        }
-        // The first declared element is ClickHouse's default for an enum.
-        ChType::Enum8(items) => buf.push(items.first().map_or(0, |(_, v)| v.to_le_bytes()[0])),
-        ChType::Enum16(items) => {
-            buf.extend_from_slice(&items.first().map_or(0, |(_, v)| *v).to_le_bytes())
-        }
+        ChType::String | ChType::Array(_) | ChType::Map(..) | ChType::Unsupported(_) => buf.push(0),
+        // ClickHouse's default for an enum is its smallest value.
+        ChType::Enum8(items) => buf.push(
+            items
+                .iter()
+                .map(|(_, v)| *v)
+                .min()
+                .unwrap_or(0)
+                .to_le_bytes()[0],
+        ),
+        ChType::Enum16(items) => buf.extend_from_slice(
+            &items
+                .iter()
+                .map(|(_, v)| *v)
+                .min()
+                .unwrap_or(0)
+                .to_le_bytes(),
+        ),
         ChType::Tuple(items) => {
             for (_, t) in items {
                 write_default(buf, t);
@@ -522,7 +516,10 @@ where
 {
     let found = match value {
         Value::String(s) => items.iter().find(|(name, _)| name == s).map(|(_, v)| *v),
-        Value::Int64(n) => items.iter().find(|(_, v)| (*v).into() == *n).map(|(_, v)| *v),
+        Value::Int64(n) => items
+            .iter()
+            .find(|(_, v)| (*v).into() == *n)
+            .map(|(_, v)| *v),
         _ => None,
     };
     found.ok_or_else(|| format!("{} is not a value of {ty}", show(value)))
@@ -596,8 +593,8 @@ mod tests {
         assert_eq!(
             encode("UUID", Value::from("00112233-4455-6677-8899-aabbccddeeff")),
             Ok(vec![
-                0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb,
-                0xaa, 0x99, 0x88
+                0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa,
+                0x99, 0x88
             ])
         );
         assert_eq!(encode("Int64", Value::Null), Ok(vec![0; 8]), "default");
@@ -629,7 +626,10 @@ mod tests {
             Err("\"abc\" is 3 bytes, longer than FixedString(2)".into())
         );
         assert_eq!(
-            encode("Array(UInt8)", Value::Array(vec![Value::Int64(1), Value::Int64(-1)])),
+            encode(
+                "Array(UInt8)",
+                Value::Array(vec![Value::Int64(1), Value::Int64(-1)])
+            ),
             Err("element 1: -1 is out of the UInt8 range".into())
         );
         assert!(

@@ -158,11 +158,17 @@ impl ClickHouseSink {
 
         if let (false, Some(sql)) = (self.init_done, &self.config.init_sql) {
             for statement in split_statements(sql) {
-                match self
-                    .client
-                    .query(index, statement, &[("database", &database)])
+                // Unqualified names in init_sql mean the configured database,
+                // once it exists (init_sql may be what creates it).
+                let exists = database_exists(&self.client, index, &self.config.database)
                     .await
-                {
+                    .map_err(|e| fail_over(e, "run init_sql"))?;
+                let params: &[(&str, &str)] = if exists {
+                    &[("database", &self.config.database)]
+                } else {
+                    &[]
+                };
+                match self.client.query(index, statement, params).await {
                     Ok(_) => {}
                     // `CREATE TABLE t` without IF NOT EXISTS on a second run.
                     Err(RequestError::Server(e)) if matches!(e.code, Some(57 | 82)) => {
@@ -255,7 +261,11 @@ impl ClickHouseSink {
     async fn dispatch(&mut self, records: &[Record], ack: Ack) -> Result<()> {
         let id = self.next_id();
         let Some(ready) = self.ready.as_mut() else {
-            ack.failed(Error::permanent(SPEC.component(), "insert", "not connected"));
+            ack.failed(Error::permanent(
+                SPEC.component(),
+                "insert",
+                "not connected",
+            ));
             return Ok(());
         };
         let encoded = ready.encoder.encode(records);
@@ -331,7 +341,12 @@ fn bad_records_error(records: &[Record], bad: &[(usize, String)]) -> Error {
     if bad.iter().all(|(_, r)| *r == bad[0].1) {
         return Error::rejected(
             SPEC.component(),
-            format!("{} records ({} to {})", bad.len(), name(bad[0].0), name(bad[bad.len() - 1].0)),
+            format!(
+                "{} records ({} to {})",
+                bad.len(),
+                name(bad[0].0),
+                name(bad[bad.len() - 1].0)
+            ),
             bad[0].1.clone(),
         );
     }
@@ -410,10 +425,25 @@ pub(crate) async fn detect_server(
     if let Some(v) = config.settings.get("log_queries") {
         info.logs_queries = true;
         if v.trim() == "0" {
-            warn!("clickhouse sink: `log_queries=0` turns off the check that keeps a lost insert answer from repeating the insert");
+            warn!(
+                "clickhouse sink: `log_queries=0` turns off the check that keeps a lost insert answer from repeating the insert"
+            );
         }
     }
     Ok(info)
+}
+
+/// Whether `database` exists.
+pub(crate) async fn database_exists(
+    client: &Client,
+    index: usize,
+    database: &str,
+) -> std::result::Result<bool, RequestError> {
+    let sql = format!(
+        "SELECT count() FROM system.databases WHERE name = {}",
+        quote_string(database)
+    );
+    Ok(client.query(index, &sql, &[]).await?.trim() == "1")
 }
 
 /// The configured settings the server does not know.
@@ -543,7 +573,9 @@ mod tests {
     #[test]
     fn statements_split_outside_quotes() {
         assert_eq!(
-            split_statements("CREATE DATABASE IF NOT EXISTS x; CREATE TABLE x.t (s String DEFAULT 'a;b') ENGINE = Memory;\n"),
+            split_statements(
+                "CREATE DATABASE IF NOT EXISTS x; CREATE TABLE x.t (s String DEFAULT 'a;b') ENGINE = Memory;\n"
+            ),
             vec![
                 "CREATE DATABASE IF NOT EXISTS x",
                 "CREATE TABLE x.t (s String DEFAULT 'a;b') ENGINE = Memory"

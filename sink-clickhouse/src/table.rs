@@ -30,9 +30,15 @@ impl Column {
     }
 
     /// Whether records must provide this column: it has no default
-    /// expression and cannot be NULL.
+    /// expression and cannot be NULL. Arrays and maps, which cannot be
+    /// `Nullable`, are never required: empty is their absence.
     pub fn required(&self) -> bool {
-        self.insertable() && self.default_kind.is_empty() && !self.ty.is_nullable()
+        self.insertable()
+            && self.default_kind.is_empty()
+            && !matches!(
+                self.ty,
+                ChType::Nullable(_) | ChType::Array(_) | ChType::Map(..)
+            )
     }
 }
 
@@ -54,7 +60,11 @@ impl TableInfo {
     }
 
     /// Reads `DESCRIBE TABLE ... FORMAT JSONEachRow` output.
-    pub fn from_describe(database: &str, name: &str, json_lines: &str) -> Result<TableInfo, String> {
+    pub fn from_describe(
+        database: &str,
+        name: &str,
+        json_lines: &str,
+    ) -> Result<TableInfo, String> {
         let mut columns = Vec::new();
         for line in json_lines.lines().filter(|l| !l.trim().is_empty()) {
             let row: serde_json::Value = serde_json::from_str(line)
@@ -475,7 +485,14 @@ mod tests {
             ..old
         };
         assert_eq!(
-            create_table_sql("db", "t", &schema, "ReplacingMergeTree", Some("ORDER BY id"), &new),
+            create_table_sql(
+                "db",
+                "t",
+                &schema,
+                "ReplacingMergeTree",
+                Some("ORDER BY id"),
+                &new
+            ),
             "CREATE TABLE IF NOT EXISTS `db`.`t` (`id` Int64, `at` Nullable(DateTime64(6, 'UTC')), \
              `tags` Array(Nullable(String)), `ok` Bool) ENGINE = ReplacingMergeTree ORDER BY id"
         );

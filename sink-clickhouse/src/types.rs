@@ -88,10 +88,7 @@ impl ChType {
     /// not change the binary form (`LowCardinality`, `SimpleAggregateFunction`)
     /// are unwrapped; anything unknown becomes [`ChType::Unsupported`].
     pub fn parse(name: &str) -> ChType {
-        let mut parser = Parser {
-            text: name,
-            pos: 0,
-        };
+        let mut parser = Parser { text: name, pos: 0 };
         match parser.ty() {
             Some(t) if parser.at_end() => t,
             _ => ChType::Unsupported(name.trim().to_owned()),
@@ -169,10 +166,13 @@ impl ChType {
             C::Tuple(items) => match data_type {
                 D::Struct(schema) => {
                     schema.len() == items.len()
-                        && items.iter().zip(schema.fields()).all(|((name, ty), field)| {
-                            name.as_ref().is_none_or(|n| *n == field.name)
-                                && ty.accepts(&field.data_type)
-                        })
+                        && items
+                            .iter()
+                            .zip(schema.fields())
+                            .all(|((name, ty), field)| {
+                                name.as_ref().is_none_or(|n| *n == field.name)
+                                    && ty.accepts(&field.data_type)
+                            })
                 }
                 _ => false,
             },
@@ -664,10 +664,7 @@ mod tests {
                 "Tuple(a Int64, b Array(String))",
                 ChType::Tuple(vec![
                     (Some("a".into()), ChType::Int64),
-                    (
-                        Some("b".into()),
-                        ChType::Array(Box::new(ChType::String)),
-                    ),
+                    (Some("b".into()), ChType::Array(Box::new(ChType::String))),
                 ]),
             ),
             (
@@ -678,10 +675,7 @@ mod tests {
                 "Map(String, UInt64)",
                 ChType::Map(Box::new(ChType::String), Box::new(ChType::UInt64)),
             ),
-            (
-                "SimpleAggregateFunction(sum, UInt64)",
-                ChType::UInt64,
-            ),
+            ("SimpleAggregateFunction(sum, UInt64)", ChType::UInt64),
         ];
         for (text, expected) in cases {
             assert_eq!(ChType::parse(text), expected, "{text}");

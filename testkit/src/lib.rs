@@ -8,6 +8,9 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
