@@ -478,10 +478,14 @@ fn transport_error(endpoint: &Endpoint, error: &reqwest::Error) -> RequestError 
         if let Some(e) = err.downcast_ref::<rustls::Error>() {
             tls = Some(e.to_string());
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(e) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-        {
-            tls = Some(e.to_string());
+        // TLS errors arrive as io::Errors wrapped in io::Errors, whose
+        // `source()` skips the wrapped error itself.
+        let mut io = err.downcast_ref::<std::io::Error>();
+        while let Some(inner) = io.and_then(std::io::Error::get_ref) {
+            if let Some(e) = inner.downcast_ref::<rustls::Error>() {
+                tls = Some(e.to_string());
+            }
+            io = inner.downcast_ref::<std::io::Error>();
         }
         if let Some(h) = err.downcast_ref::<hyper::Error>()
             && (h.is_parse() || h.is_parse_status())

@@ -14,6 +14,16 @@ use connector_core::{
 use sink_clickhouse::{ClickHouseConfig, Endpoint};
 use testkit::clickhouse::ClickHouse;
 
+/// Shows the sink's logs in the test output (`RUST_LOG` filters; warnings by default).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .try_init();
+}
+
 /// A config for `table` on `server` (user `default`, database `default`).
 pub fn config(server: &ClickHouse, table: &str) -> ClickHouseConfig {
     ClickHouseConfig::new(table, vec![Endpoint::http("127.0.0.1", server.http_port())])
