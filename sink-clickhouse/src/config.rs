@@ -670,8 +670,19 @@ fn parse_dsn(dsn: &str) -> std::result::Result<Dsn, String> {
         }
     }
     let mut endpoints = Vec::new();
-    for host in hosts.split(',').filter(|h| !h.trim().is_empty()) {
-        endpoints.push(Endpoint::parse_with(host, tls)?);
+    for (i, host) in hosts
+        .split(',')
+        .filter(|h| !h.trim().is_empty())
+        .enumerate()
+    {
+        // Not echoed: a DSN written without `@` has the password here.
+        let endpoint = Endpoint::parse_with(host, tls).map_err(|_| {
+            format!(
+                "host {} of the DSN is not `host` or `host:port` with a port number",
+                i + 1
+            )
+        })?;
+        endpoints.push(endpoint);
     }
     if endpoints.is_empty() {
         return Err("the DSN names no host".into());
@@ -721,7 +732,14 @@ mod tests {
         let err = ClickHouseConfig::from_dsn("t", "clickhouse://u:hunter2@h:notaport/db")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`notaport` is not a port number"), "{err}");
+        assert_eq!(
+            err,
+            "clickhouse sink: property `dsn`: host 1 of the DSN is not `host` or `host:port` with a port number"
+        );
+        // Without `@`, the password would sit where the host belongs.
+        let err = ClickHouseConfig::from_dsn("t", "clickhouse://u:hunter2/db")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }
 

@@ -30,6 +30,29 @@
 //! moves to the next. TLS uses rustls with the public web roots, plus
 //! `tls.ca_file`; `tls.skip_verify_server` turns verification off.
 //!
+//! # Properties
+//!
+//! | property | default | meaning |
+//! | --- | --- | --- |
+//! | `table_name` | (required) | target table; `db.table` names the database too |
+//! | `dsn` | | connection string (wins over the next four) |
+//! | `hosts` | | `host:port` list, required without `dsn` |
+//! | `username`, `password`, `database` | `default`, empty, `default` | |
+//! | `engine`, `suffix` | | create the table from the record schema |
+//! | `init_sql` | | SQL run once before the first insert |
+//! | `batch_count` | `128` | rows per insert |
+//! | `batch_duration` | `100ms` | longest wait for a partial batch |
+//! | `timeout` | `30s` | per HTTP request |
+//! | `retry_timeout` | `2m` | how long an insert retries before its batch fails |
+//! | `parallelism` | `2` | inserts in flight at once |
+//! | `settings` | `{}` | ClickHouse settings sent with every insert |
+//! | `tls.skip_verify_server` | `false` | accept any server certificate |
+//! | `tls.ca_file` | | extra CA certificates (PEM) |
+//!
+//! Configuration errors name the property and are all reported at once;
+//! the password (also inside `dsn`) never appears in errors, logs or
+//! `Debug` output.
+//!
 //! # The table
 //!
 //! Before the first insert the sink runs `init_sql` (statements separated by
@@ -84,6 +107,12 @@
 //! Errors no retry can fix and that are not about the data (unknown table,
 //! credentials, syntax, unknown setting) fail the batch and stop the sink
 //! with ClickHouse's message.
+//!
+//! While ClickHouse is unreachable, inserts wait and retry and the pipeline
+//! slows the source down (backpressure); a graceful shutdown in that time
+//! waits up to `retry_timeout` for them. On servers with asynchronous
+//! inserts the sink sends `wait_for_async_insert=1` (unless `settings` says
+//! otherwise), so an answer always means the rows are written.
 //!
 //! # Retries without duplicates
 //!

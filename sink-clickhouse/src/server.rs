@@ -52,6 +52,10 @@ pub struct ServerInfo {
     /// Queries are logged to `system.query_log` without asking (the
     /// `log_queries` default became 1 in 20.x).
     pub logs_queries: bool,
+    /// The server has asynchronous inserts (`wait_for_async_insert`, 21.11+):
+    /// the sink then asks to wait for them, so that an answer means the
+    /// rows are written even where a profile turns `async_insert` on.
+    pub async_inserts: bool,
 }
 
 impl ServerInfo {

@@ -219,6 +219,10 @@ impl ClickHouseSink {
             // Needed to find out whether an insert whose answer was lost ran.
             params.push(("log_queries".into(), "1".into()));
         }
+        if server.async_inserts && !self.config.settings.contains_key("wait_for_async_insert") {
+            // An ack must mean written, also where a profile enables async_insert.
+            params.push(("wait_for_async_insert".into(), "1".into()));
+        }
         Ok(Ready {
             encoder: Encoder::new(info),
             inserter: Arc::new(Inserter {
@@ -405,7 +409,8 @@ pub(crate) async fn detect_server(
         .query(
             index,
             "SELECT name, value FROM system.settings \
-             WHERE name IN ('insert_deduplication_token', 'log_queries') FORMAT TSV",
+             WHERE name IN ('insert_deduplication_token', 'log_queries', 'wait_for_async_insert') \
+             FORMAT TSV",
             &[],
         )
         .await?;
@@ -413,10 +418,12 @@ pub(crate) async fn detect_server(
         version,
         dedup_token: false,
         logs_queries: false,
+        async_inserts: false,
     };
     for line in settings.lines() {
         match line.split_once('\t') {
             Some(("insert_deduplication_token", _)) => info.dedup_token = true,
+            Some(("wait_for_async_insert", _)) => info.async_inserts = true,
             Some(("log_queries", value)) => info.logs_queries = value.trim() == "1",
             _ => {}
         }

@@ -474,6 +474,7 @@ mod tests {
             version: Version::parse("18.16.1").unwrap(),
             dedup_token: false,
             logs_queries: false,
+            async_inserts: false,
         };
         assert_eq!(
             create_table_sql("db", "t", &schema, "MergeTree", None, &old),
