@@ -52,7 +52,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("dsn", dsn.as_str()),
         ("table_name", table.as_str()),
         ("engine", "MergeTree"),
-        ("suffix", "PARTITION BY toYYYYMM(time) ORDER BY (hostname, time)"),
+        (
+            "suffix",
+            "PARTITION BY toYYYYMM(time) ORDER BY (hostname, time)",
+        ),
         ("batch_count", "10000"),
         ("batch_duration", "500ms"),
     ]);
