@@ -83,17 +83,29 @@ impl ClickHouseBuilder {
             .tempdir()
             .expect("create temp dir");
         let mut server = ClickHouse {
-            http_port: free_port(),
-            tcp_port: free_port(),
-            https_port: self.tls.then(free_port),
-            interserver_port: free_port(),
+            http_port: 0,
+            tcp_port: 0,
+            https_port: None,
+            interserver_port: 0,
             run_as: clickhouse_user(),
             binary,
             process: None,
             root,
         };
-        server.write_config(&self);
-        server.launch();
+        // A free port can be taken by another test before the server binds
+        // it: then try again with new ones.
+        for attempt in 1.. {
+            server.http_port = free_port();
+            server.tcp_port = free_port();
+            server.https_port = self.tls.then(free_port);
+            server.interserver_port = free_port();
+            server.write_config(&self);
+            match server.launch() {
+                Ok(()) => break,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("clickhouse-server did not start; log:\n{log}"),
+            }
+        }
         server
     }
 }
@@ -214,10 +226,13 @@ impl ClickHouse {
     /// [`ClickHouse::kill`]) and waits until it answers.
     pub fn restart(&mut self) {
         self.kill();
-        self.launch();
+        if let Err(log) = self.launch() {
+            panic!("clickhouse-server did not restart; log:\n{log}");
+        }
     }
 
-    fn launch(&mut self) {
+    /// Starts the server and waits for `/ping`; on failure, the logs.
+    fn launch(&mut self) -> Result<(), String> {
         let config = self.root.path().join("config.xml");
         let mut command = Command::new(&self.binary);
         command
@@ -226,22 +241,26 @@ impl ClickHouse {
         if let Some((uid, gid)) = self.run_as {
             command.uid(uid).gid(gid);
         }
-        let mut process =
-            ServerProcess::start("clickhouse-server", command, ServerProcess::temp_dir());
+        // Only what this start logs counts (the error log survives restarts).
+        let seen = self.log().len();
+        let process = ServerProcess::start("clickhouse-server", command, ServerProcess::temp_dir());
         let addr = SocketAddr::from(([127, 0, 0, 1], self.http_port));
-        process.wait_ready(addr, START_TIMEOUT);
         let deadline = Instant::now() + START_TIMEOUT;
-        while !ping(addr) {
-            if Instant::now() > deadline {
-                panic!(
-                    "clickhouse-server did not answer /ping on {addr}; log:\n{}\n{}",
-                    process.log(),
-                    self.log()
-                );
+        self.process = Some(process);
+        loop {
+            if ping(addr) {
+                return Ok(());
+            }
+            let log = self.log().get(seen..).unwrap_or_default().to_owned();
+            // The server logs why it cannot serve (a port taken, a bad config).
+            let exited = log.contains("Address already in use")
+                || log.contains("Application: DB::Exception");
+            if exited || Instant::now() > deadline {
+                self.kill();
+                return Err(format!("no answer to /ping on {addr}\n{log}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.process = Some(process);
     }
 
     fn write_config(&self, options: &ClickHouseBuilder) {
