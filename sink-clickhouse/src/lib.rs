@@ -157,6 +157,5 @@ mod table;
 mod types;
 
 pub use config::{ClickHouseConfig, Endpoint, SPEC};
-pub use server::{ServerInfo, Version};
+pub use server::Version;
 pub use sink::ClickHouseSink;
-pub use types::{ChType, column_type_for};

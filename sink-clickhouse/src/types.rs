@@ -95,11 +95,6 @@ impl ChType {
         }
     }
 
-    /// Whether the column accepts NULL.
-    pub fn is_nullable(&self) -> bool {
-        matches!(self, ChType::Nullable(_))
-    }
-
     /// The type without a `Nullable` wrapper.
     pub fn non_null(&self) -> &ChType {
         match self {
