@@ -2,13 +2,13 @@
 
 Started by `testkit::smtp::SmtpServer`. Listens on 127.0.0.1:PORT in one of
 three modes (plain, STARTTLS, implicit TLS), optionally requires AUTH with
-one user, refuses chosen recipients, and answers the first N messages with
-a temporary failure. Every accepted message is written, before the server
+one user, refuses chosen recipients and messages containing chosen text,
+and answers the first N messages with a temporary failure. Every accepted message is written, before the server
 replies 250 to DATA, as one JSON file in the output directory:
 
     {"seq": 1, "connection": 1, "mail_from": "...", "rcpt_tos": [...],
      "data": "<the message as sent>", "headers": [["Subject", "decoded"], ...],
-     "body": "<decoded text body>", "content_type": "text/plain",
+     "body": "<decoded text body, lines ending in \\n>", "content_type": "text/plain",
      "login": "user" | null, "tls": true}
 
 `connection` numbers TCP connections in the order they were accepted, so a
@@ -46,6 +46,7 @@ class Handler:
         self.out = args.out
         self.reject = set(a.lower() for a in args.reject_rcpt)
         self.tempfail = args.tempfail_data
+        self.reject_content = [c.encode() for c in args.reject_content]
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
@@ -54,6 +55,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(c in envelope.content for c in self.reject_content):
+            return "554 5.7.1 Message content rejected by policy"
         if self.tempfail > 0:
             self.tempfail -= 1
             return "451 4.3.0 Temporary local problem, try again"
@@ -82,7 +85,7 @@ def _parsed(content):
         body = msg.get_body(preferencelist=("plain", "html"))
         return {
             "headers": [[k, str(v)] for k, v in msg.items()],
-            "body": body.get_content() if body is not None else None,
+            "body": body.get_content().replace("\r\n", "\n") if body is not None else None,
             "content_type": msg.get_content_type(),
         }
     except Exception as e:  # a test asserting on a broken message sees why
@@ -105,6 +108,7 @@ def main():
     p.add_argument("--key")
     p.add_argument("--auth", help="USER:PASSWORD required before MAIL")
     p.add_argument("--reject-rcpt", action="append", default=[])
+    p.add_argument("--reject-content", action="append", default=[])
     p.add_argument("--tempfail-data", type=int, default=0)
     args = p.parse_args()
 
@@ -123,7 +127,8 @@ def main():
                 and auth_data.login.decode() == user
                 and auth_data.password.decode() == password
             )
-            return AuthResult(success=ok, auth_data=auth_data if ok else None)
+            # handled=False: aiosmtpd itself answers 535 to a failure.
+            return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
         kwargs.update(
             authenticator=authenticator,

@@ -303,32 +303,56 @@ impl SmtpClient {
             let reply = reply_text(code, source_text(err));
             let auth_code = matches!(code, 530 | 534 | 535 | 538);
             return match stage {
-                Stage::Connect if code == 421 || code < 500 => {
-                    Failure::new(Connection, K::Unreachable, format!("{} is not available: {reply}", self.address()))
+                Stage::Connect if code == 421 || code < 500 => Failure::new(
+                    Connection,
+                    K::Unreachable,
+                    format!("{} is not available: {reply}", self.address()),
+                ),
+                Stage::Connect => Failure::new(
+                    Fatal,
+                    K::Invalid,
+                    format!("{} refused the session: {reply}", self.address()),
+                ),
+                Stage::StartTls => {
+                    Failure::new(Fatal, K::Tls, format!("STARTTLS refused: {reply}"))
                 }
-                Stage::Connect => {
-                    Failure::new(Fatal, K::Invalid, format!("{} refused the session: {reply}", self.address()))
-                }
-                Stage::StartTls => Failure::new(Fatal, K::Tls, format!("STARTTLS refused: {reply}")),
                 Stage::Auth if code < 500 => Failure::new(
                     Connection,
                     K::AuthRefused,
-                    format!("AUTH as `{}` failed for now: {reply}", self.username().unwrap_or("")),
+                    format!(
+                        "AUTH as `{}` failed for now: {reply}",
+                        self.username().unwrap_or("")
+                    ),
                 ),
                 Stage::Auth => Failure::new(
                     Fatal,
                     K::AuthRefused,
-                    format!("AUTH as `{}` refused: {reply}", self.username().unwrap_or("")),
+                    format!(
+                        "AUTH as `{}` refused: {reply}",
+                        self.username().unwrap_or("")
+                    ),
                 ),
-                _ if code == 421 => Failure::new(Connection, K::Unreachable, format!("server closing: {reply}")),
-                _ if auth_code => Failure::new(Fatal, K::AuthRefused, format!("server wants authentication: {reply}")),
-                Stage::MailFrom if code >= 500 => {
-                    Failure::new(Rejected, K::PermissionDenied, format!("sender refused: {reply}"))
-                }
+                _ if code == 421 => Failure::new(
+                    Connection,
+                    K::Unreachable,
+                    format!("server closing: {reply}"),
+                ),
+                _ if auth_code => Failure::new(
+                    Fatal,
+                    K::AuthRefused,
+                    format!("server wants authentication: {reply}"),
+                ),
+                Stage::MailFrom if code >= 500 => Failure::new(
+                    Rejected,
+                    K::PermissionDenied,
+                    format!("sender refused: {reply}"),
+                ),
                 Stage::RcptTo if code >= 500 => {
                     Failure::new(Rejected, K::NotFound, format!("recipient refused: {reply}"))
                 }
-                _ if code >= 500 => Failure::new(Rejected, K::Invalid, format!("server replied {reply}")),
+                _ if code >= 500 => {
+                    Failure::new(Rejected, K::Invalid, format!("server replied {reply}"))
+                }
                 _ => Failure::new(Transient, K::Invalid, format!("server replied {reply}")),
             };
         }
@@ -347,7 +371,11 @@ impl SmtpClient {
         if err.is_client() {
             // lettre refused before asking the server: the message or the
             // server's abilities are the problem, not the connection.
-            let kind = if stage == Stage::Send { Rejected } else { Fatal };
+            let kind = if stage == Stage::Send {
+                Rejected
+            } else {
+                Fatal
+            };
             return Failure::new(kind, K::Invalid, text);
         }
         // Unparsable or truncated replies: the connection is not usable.
@@ -387,10 +415,9 @@ fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> 
         if let Some(inner) = e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
+            && let Some(hit) = find_source::<T>(inner)
         {
-            if let Some(hit) = find_source::<T>(inner) {
-                return Some(hit);
-            }
+            return Some(hit);
         }
         next = e.source();
     }

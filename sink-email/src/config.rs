@@ -14,14 +14,23 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
     role: Role::Sink,
     description: "Sends one email per record over SMTP, with subject and body rendered from `{{ .column }}` templates.",
     properties: &[
-        PropertySpec::required("server", PropertyKind::String, "SMTP server host name or address."),
+        PropertySpec::required(
+            "server",
+            PropertyKind::String,
+            "SMTP server host name or address.",
+        ),
         PropertySpec::optional(
             "port",
             PropertyKind::Integer,
             Some("587"),
             "SMTP port: 587 submission with STARTTLS, 465 implicit TLS, 25 plain.",
         ),
-        PropertySpec::optional("username", PropertyKind::String, None, "AUTH user name; no AUTH when empty."),
+        PropertySpec::optional(
+            "username",
+            PropertyKind::String,
+            None,
+            "AUTH user name; no AUTH when empty.",
+        ),
         PropertySpec::optional("password", PropertyKind::Secret, None, "AUTH password."),
         PropertySpec::optional(
             "from",
@@ -234,7 +243,9 @@ impl EmailConfig {
         let port: u16 = r.required("port");
         let username: Option<String> = r.optional::<String>("username").filter(|u| !u.is_empty());
         let password: Secret = r.optional("password").unwrap_or_default();
-        let from: Option<String> = r.optional::<String>("from").filter(|f| !f.trim().is_empty());
+        let from: Option<String> = r
+            .optional::<String>("from")
+            .filter(|f| !f.trim().is_empty());
         let to: Vec<String> = r.required("to");
         let subject: String = r.required("subject");
         let body: String = r.required("body");
@@ -260,9 +271,7 @@ impl EmailConfig {
         }
 
         let from = match (from, &username) {
-            (Some(from), _) => parse_mailbox(&from)
-                .map_err(|e| r.invalid("from", e))
-                .ok(),
+            (Some(from), _) => parse_mailbox(&from).map_err(|e| r.invalid("from", e)).ok(),
             (None, Some(user)) => match parse_mailbox(user) {
                 Ok(m) => Some(m),
                 Err(_) => {
@@ -369,12 +378,15 @@ mod tests {
         assert_eq!(c.tls_mode, TlsMode::Implicit);
         let c = EmailConfig::from_properties(&props().with("port", 25)).unwrap();
         assert_eq!(c.tls_mode, TlsMode::None);
-        let c = EmailConfig::from_properties(&props().with("port", "2525").with("tls.mode", "implicit"))
-            .unwrap();
-        assert_eq!(c.tls_mode, TlsMode::Implicit);
         let c = EmailConfig::from_properties(
-            &props().with("port", "25").with("tls", serde_json::json!({"mode": "starttls", "skip_verify_server": true})),
+            &props().with("port", "2525").with("tls.mode", "implicit"),
         )
+        .unwrap();
+        assert_eq!(c.tls_mode, TlsMode::Implicit);
+        let c = EmailConfig::from_properties(&props().with("port", "25").with(
+            "tls",
+            serde_json::json!({"mode": "starttls", "skip_verify_server": true}),
+        ))
         .unwrap();
         assert_eq!(c.tls_mode, TlsMode::StartTls);
         assert!(c.skip_verify_server);
@@ -392,11 +404,26 @@ mod tests {
             ("tls.mode", "ssl"),
         ]);
         let err = EmailConfig::from_properties(&bad).unwrap_err().to_string();
-        assert!(err.starts_with("email sink: invalid configuration:"), "{err}");
-        assert!(err.contains("property `port`: expected a whole number"), "{err}");
-        assert!(err.contains("property `from`: not set, and `username` `bob` is not an email address"), "{err}");
-        assert!(err.contains("property `to`: item 2: `not an address` is not an email address"), "{err}");
-        assert!(err.contains("property `subject`: template `{{ if .x }}`"), "{err}");
+        assert!(
+            err.starts_with("email sink: invalid configuration:"),
+            "{err}"
+        );
+        assert!(
+            err.contains("property `port`: expected a whole number"),
+            "{err}"
+        );
+        assert!(
+            err.contains("property `from`: not set, and `username` `bob` is not an email address"),
+            "{err}"
+        );
+        assert!(
+            err.contains("property `to`: item 2: `not an address` is not an email address"),
+            "{err}"
+        );
+        assert!(
+            err.contains("property `subject`: template `{{ if .x }}`"),
+            "{err}"
+        );
         assert!(err.contains("property `tls.mode`: expected one of `auto`, `starttls`, `implicit`, `none`, got `ssl`"), "{err}");
         assert!(!err.contains("hunter2"));
     }
@@ -405,7 +432,10 @@ mod tests {
     fn sender_is_required_somehow() {
         let p = Properties::from_pairs([("server", "s"), ("to", "a@example.com")]);
         let err = EmailConfig::from_properties(&p).unwrap_err().to_string();
-        assert_eq!(err, "email sink: property `from`: required when `username` is not set");
+        assert_eq!(
+            err,
+            "email sink: property `from`: required when `username` is not set"
+        );
         let p = p.with("from", "Alerts <alerts@example.com>");
         let c = EmailConfig::from_properties(&p).unwrap();
         assert_eq!(c.from.to_string(), "Alerts <alerts@example.com>");
@@ -414,9 +444,17 @@ mod tests {
 
     #[test]
     fn missing_required() {
-        let err = EmailConfig::from_properties(&Properties::new()).unwrap_err().to_string();
-        assert!(err.contains("property `server`: required property is missing"), "{err}");
-        assert!(err.contains("property `to`: required property is missing"), "{err}");
+        let err = EmailConfig::from_properties(&Properties::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("property `server`: required property is missing"),
+            "{err}"
+        );
+        assert!(
+            err.contains("property `to`: required property is missing"),
+            "{err}"
+        );
     }
 
     #[test]

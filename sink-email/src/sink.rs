@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use connector_core::check::CheckReport;
-use connector_core::{Batch, Error, FailureKind, Properties, Record, Result, Sink};
+use connector_core::{Batch, BatchLimits, Error, FailureKind, Properties, Record, Result, Sink};
 use lettre::Message;
 use lettre::address::Envelope;
 use lettre::message::header::ContentType;
@@ -182,10 +182,18 @@ impl EmailSink {
             let operation = format!("send {what} via {}", self.client.address());
             match failure.class {
                 Class::Rejected => {
-                    return Err(Outcome::Rejected(Error::rejected(COMPONENT, what, failure.reason)));
+                    return Err(Outcome::Rejected(Error::rejected(
+                        COMPONENT,
+                        what,
+                        failure.reason,
+                    )));
                 }
                 Class::Fatal => {
-                    return Err(Outcome::Fatal(Error::permanent(COMPONENT, operation, failure.reason)));
+                    return Err(Outcome::Fatal(Error::permanent(
+                        COMPONENT,
+                        operation,
+                        failure.reason,
+                    )));
                 }
                 // A reused connection that broke was most likely closed by
                 // the server between mails: reconnect once at no cost.
@@ -244,6 +252,16 @@ impl std::fmt::Debug for EmailSink {
 impl Sink for EmailSink {
     fn name(&self) -> &str {
         COMPONENT
+    }
+
+    /// One record per batch: mails go out one at a time anyway, and a
+    /// refused mail then rejects only its own record (in a bigger batch the
+    /// pipeline would count the delivered mails beside it as bad too).
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_records: 1,
+            max_wait: Duration::ZERO,
+        }
     }
 
     async fn send(&mut self, batch: Batch) -> Result<()> {
@@ -383,7 +401,9 @@ impl Sink for EmailSink {
                             .await
                             .map_err(|e| send(&e, Stage::RcptTo))?;
                     }
-                    conn.command(Rset).await.map_err(|e| send(&e, Stage::Send))?;
+                    conn.command(Rset)
+                        .await
+                        .map_err(|e| send(&e, Stage::Send))?;
                     Ok("accepted; nothing sent".to_owned())
                 },
             )

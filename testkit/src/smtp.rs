@@ -1,7 +1,7 @@
 //! A real SMTP server per test: aiosmtpd (installed by
 //! `scripts/install/20-python.sh`) running `testkit/smtp_server.py` on a free
 //! loopback port, in plain, STARTTLS or implicit-TLS mode, with optional
-//! AUTH, refused recipients and temporary failures. Every message it accepts
+//! AUTH, refused recipients or contents, and temporary failures. Every message it accepts
 //! is recorded (before it answers 250) and readable with
 //! [`SmtpServer::messages`].
 //!
@@ -43,7 +43,9 @@ pub struct SmtpServerBuilder {
     mode: SmtpMode,
     auth: Option<(String, String)>,
     reject: Vec<String>,
+    reject_content: Vec<String>,
     tempfail_data: u32,
+    port: Option<u16>,
 }
 
 impl SmtpServerBuilder {
@@ -66,10 +68,24 @@ impl SmtpServerBuilder {
         self
     }
 
+    /// Refuses a message whose raw text contains `text` at the end of DATA
+    /// with `554 5.7.1 Message content rejected by policy` (a content filter).
+    pub fn reject_content(mut self, text: &str) -> Self {
+        self.reject_content.push(text.to_owned());
+        self
+    }
+
     /// Answers the first `n` messages' DATA with `451 4.3.0` (a temporary
     /// failure a client should retry).
     pub fn tempfail_first(mut self, n: u32) -> Self {
         self.tempfail_data = n;
+        self
+    }
+
+    /// Listens on `port` instead of a new free one (to restart a server
+    /// where a client expects it).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
         self
     }
 
@@ -80,7 +96,7 @@ impl SmtpServerBuilder {
         let dir = ServerProcess::temp_dir();
         let out = dir.path().join("mail");
         std::fs::create_dir(&out).expect("create mail dir");
-        let port = free_port();
+        let port = self.port.unwrap_or_else(free_port);
 
         let mut command = Command::new(python);
         command
@@ -113,6 +129,9 @@ impl SmtpServerBuilder {
         }
         for address in &self.reject {
             command.arg("--reject-rcpt").arg(address);
+        }
+        for text in &self.reject_content {
+            command.arg("--reject-content").arg(text);
         }
         if self.tempfail_data > 0 {
             command
@@ -225,7 +244,8 @@ impl SmtpServer {
 pub struct ReceivedMail {
     /// Order of acceptance, from 1.
     pub seq: u64,
-    /// Which TCP connection carried it (numbered from 1 in accept order).
+    /// Which TCP connection carried it (numbered from 1 in accept order;
+    /// the launcher's readiness probe is number 1).
     pub connection: u64,
     /// The envelope sender (MAIL FROM).
     pub mail_from: String,
@@ -235,7 +255,8 @@ pub struct ReceivedMail {
     pub data: String,
     /// Headers, decoded (RFC 2047 words, folded lines), in order.
     pub headers: Vec<(String, String)>,
-    /// The text body, decoded (quoted-printable, base64, charset).
+    /// The text body, decoded (quoted-printable, base64, charset), with
+    /// `\n` line ends.
     pub body: Option<String>,
     /// The MIME type of the message, e.g. `text/plain`.
     pub content_type: Option<String>,
@@ -290,8 +311,5 @@ impl ReceivedMail {
 pub fn self_signed_certificate(names: &[&str]) -> (String, String) {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let certified = rcgen::generate_simple_self_signed(names).expect("generate certificate");
-    (
-        certified.cert.pem(),
-        certified.signing_key.serialize_pem(),
-    )
+    (certified.cert.pem(), certified.signing_key.serialize_pem())
 }
