@@ -14,6 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 use connector_core::FailureKind;
+use connector_core::error::find_cause;
 use connector_core::{Error, Result};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
@@ -282,7 +283,7 @@ impl SmtpClient {
         use Class::*;
         use FailureKind as K;
 
-        if let Some(tls) = find_source::<rustls::Error>(err) {
+        if let Some(tls) = find_cause::<rustls::Error>(err) {
             let hint = match tls {
                 rustls::Error::InvalidMessage(_) => {
                     " (the server does not speak TLS here; for STARTTLS use port 587 or tls.mode `starttls`)"
@@ -356,7 +357,7 @@ impl SmtpClient {
                 _ => Failure::new(Transient, K::Invalid, format!("server replied {reply}")),
             };
         }
-        if let Some(io) = find_source::<std::io::Error>(err) {
+        if let Some(io) = find_cause::<std::io::Error>(err) {
             let kind = match io.kind() {
                 std::io::ErrorKind::TimedOut => K::Timeout,
                 _ => K::Unreachable,
@@ -402,24 +403,4 @@ fn source_text(err: &lettre::transport::smtp::Error) -> String {
     err.source()
         .map(ToString::to_string)
         .unwrap_or_else(|| err.to_string())
-}
-
-/// The first error of type `T` in the chain, looking inside `io::Error`s
-/// too (their `source()` skips the error they wrap).
-fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(hit) = e.downcast_ref::<T>() {
-            return Some(hit);
-        }
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            && let Some(hit) = find_source::<T>(inner)
-        {
-            return Some(hit);
-        }
-        next = e.source();
-    }
-    None
 }
