@@ -44,7 +44,11 @@ pub(crate) fn http_client(component: &str, connect_timeout: Duration) -> Result<
         .user_agent(concat!("rust-connectors/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| {
-            Error::config(component.to_owned(), "base_url", format!("cannot build the HTTP client: {e}"))
+            Error::config(
+                component.to_owned(),
+                "base_url",
+                format!("cannot build the HTTP client: {e}"),
+            )
         })
 }
 
@@ -59,9 +63,12 @@ pub(crate) async fn open(
     let url = config
         .stream_url(last_event)
         .map_err(|e| fail(FailureKind::Invalid, e))?;
-    let (name, secret) = config
-        .key_parts()
-        .ok_or_else(|| fail(FailureKind::Invalid, "api_key is not `appId.keyId:secret`".into()))?;
+    let (name, secret) = config.key_parts().ok_or_else(|| {
+        fail(
+            FailureKind::Invalid,
+            "api_key is not `appId.keyId:secret`".into(),
+        )
+    })?;
     let request = client
         .get(url)
         .basic_auth(name, Some(secret))
@@ -113,7 +120,9 @@ pub(crate) async fn open(
             format!("answered {status} with `{content_type}`, not an event stream"),
         ));
     }
-    Ok(Box::pin(chunks(response, config.idle_timeout).eventsource()))
+    Ok(Box::pin(
+        chunks(response, config.idle_timeout).eventsource(),
+    ))
 }
 
 /// The body as a stream of chunks that fails when nothing (not even a

@@ -109,7 +109,9 @@ impl AblyConfig {
             .push("sse");
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair("channels", &self.channel).append_pair("v", "1.2");
+            query
+                .append_pair("channels", &self.channel)
+                .append_pair("v", "1.2");
             match last_event {
                 Some(id) => {
                     query.append_pair("lastEvent", id);
@@ -135,7 +137,10 @@ impl AblyConfig {
         let idle_timeout: Duration = r.required("idle_timeout");
         let mut config = AblyConfig::new(api_key, channel);
         if r.is_set("api_key") && config.key_parts().is_none() {
-            r.invalid("api_key", "expected `appId.keyId:secret`, as Ably shows API keys");
+            r.invalid(
+                "api_key",
+                "expected `appId.keyId:secret`, as Ably shows API keys",
+            );
         }
         if config.channel.is_empty() && r.is_set("channel") {
             r.invalid("channel", "must not be empty");
@@ -150,7 +155,10 @@ impl AblyConfig {
         }
         match Url::parse(&base_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => config.base_url = u,
-            Ok(u) => r.invalid("base_url", format!("expected an http or https URL, got `{}`", u.scheme())),
+            Ok(u) => r.invalid(
+                "base_url",
+                format!("expected an http or https URL, got `{}`", u.scheme()),
+            ),
             Err(e) => r.invalid("base_url", format!("`{base_url}` is not a URL: {e}")),
         }
         r.finish()?;
@@ -189,10 +197,19 @@ mod tests {
             ("base_url", "ws://x"),
         ]);
         let err = AblyConfig::from_properties(&props).unwrap_err().to_string();
-        assert!(err.contains("property `channel`: required property is missing"), "{err}");
-        assert!(err.contains("property `api_key`: expected `appId.keyId:secret`"), "{err}");
+        assert!(
+            err.contains("property `channel`: required property is missing"),
+            "{err}"
+        );
+        assert!(
+            err.contains("property `api_key`: expected `appId.keyId:secret`"),
+            "{err}"
+        );
         assert!(err.contains("property `rewind`: at most 100"), "{err}");
-        assert!(err.contains("property `base_url`: expected an http or https URL, got `ws`"), "{err}");
+        assert!(
+            err.contains("property `base_url`: expected an http or https URL, got `ws`"),
+            "{err}"
+        );
         assert!(!err.contains("not-a-key-secret"), "{err}");
     }
 }

@@ -53,7 +53,9 @@ impl ErrorInfo {
     pub(crate) fn describe(&self) -> String {
         let mut text = self.message.clone().unwrap_or_else(|| "no message".into());
         match (self.code, self.status_code) {
-            (Some(code), Some(status)) => text.push_str(&format!(" (code {code}, status {status})")),
+            (Some(code), Some(status)) => {
+                text.push_str(&format!(" (code {code}, status {status})"))
+            }
             (Some(code), None) => text.push_str(&format!(" (code {code})")),
             (None, Some(status)) => text.push_str(&format!(" (status {status})")),
             (None, None) => {}
@@ -131,21 +133,26 @@ pub fn decode_data(data: serde_json::Value, encoding: &str) -> Result<Value, Str
             ("base64", Payload::Text(s)) => Payload::Bytes(
                 base64::engine::general_purpose::STANDARD
                     .decode(s.trim())
-                    .map_err(|e| format!("`data` is not valid base64 (encoding `{encoding}`): {e}"))?,
+                    .map_err(|e| {
+                        format!("`data` is not valid base64 (encoding `{encoding}`): {e}")
+                    })?,
             ),
-            ("utf-8" | "utf8", Payload::Bytes(b)) => Payload::Text(
-                String::from_utf8(b)
-                    .map_err(|e| format!("`data` is not valid UTF-8 (encoding `{encoding}`): {e}"))?,
-            ),
+            ("utf-8" | "utf8", Payload::Bytes(b)) => {
+                Payload::Text(String::from_utf8(b).map_err(|e| {
+                    format!("`data` is not valid UTF-8 (encoding `{encoding}`): {e}")
+                })?)
+            }
             ("utf-8" | "utf8", text @ Payload::Text(_)) => text,
-            ("json", Payload::Text(s)) => Payload::Json(
-                serde_json::from_str(&s)
-                    .map_err(|e| format!("`data` is not valid JSON (encoding `{encoding}`): {e}"))?,
-            ),
-            ("json", Payload::Bytes(b)) => Payload::Json(
-                serde_json::from_slice(&b)
-                    .map_err(|e| format!("`data` is not valid JSON (encoding `{encoding}`): {e}"))?,
-            ),
+            ("json", Payload::Text(s)) => {
+                Payload::Json(serde_json::from_str(&s).map_err(|e| {
+                    format!("`data` is not valid JSON (encoding `{encoding}`): {e}")
+                })?)
+            }
+            ("json", Payload::Bytes(b)) => {
+                Payload::Json(serde_json::from_slice(&b).map_err(|e| {
+                    format!("`data` is not valid JSON (encoding `{encoding}`): {e}")
+                })?)
+            }
             (step, _) if step.starts_with("cipher") => {
                 return Err(format!(
                     "`data` is encrypted (`{step}` in encoding `{encoding}`); this source has no cipher key"
@@ -179,7 +186,10 @@ mod tests {
         assert_eq!(r.get("id"), Some(&Value::from("YqigX7VFsR:0:0")));
         assert_eq!(r.get("name"), Some(&Value::from("foo")));
         assert_eq!(r.get_path("data.foo"), Some(&Value::Int64(1)));
-        assert_eq!(r.get("timestamp"), Some(&Value::Timestamp(1_556_806_691_341_000)));
+        assert_eq!(
+            r.get("timestamp"),
+            Some(&Value::Timestamp(1_556_806_691_341_000))
+        );
         assert_eq!(r.timestamp, Some(1_556_806_691_341_000));
         assert_eq!(r.get("client_id"), Some(&Value::from("bob")));
         let bare = to_record(r#"{"id":"x:0:0","data":"plain text"}"#).unwrap();
@@ -190,23 +200,51 @@ mod tests {
 
     #[test]
     fn encodings() {
-        assert_eq!(decode_data(json!("aGVsbG8="), "utf-8/base64").unwrap(), Value::from("hello"));
-        assert_eq!(decode_data(json!("[1,2]"), "json").unwrap(), Value::from_json(json!([1, 2])));
-        assert_eq!(decode_data(json!("WzEsMl0="), "json/base64").unwrap(), Value::from_json(json!([1, 2])));
-        assert_eq!(decode_data(json!({"a": 1}), "").unwrap(), Value::from_json(json!({"a": 1})));
+        assert_eq!(
+            decode_data(json!("aGVsbG8="), "utf-8/base64").unwrap(),
+            Value::from("hello")
+        );
+        assert_eq!(
+            decode_data(json!("[1,2]"), "json").unwrap(),
+            Value::from_json(json!([1, 2]))
+        );
+        assert_eq!(
+            decode_data(json!("WzEsMl0="), "json/base64").unwrap(),
+            Value::from_json(json!([1, 2]))
+        );
+        assert_eq!(
+            decode_data(json!({"a": 1}), "").unwrap(),
+            Value::from_json(json!({"a": 1}))
+        );
         assert_eq!(decode_data(json!("x"), "utf-8").unwrap(), Value::from("x"));
         let bad = decode_data(json!("//8="), "utf-8/base64").unwrap_err();
-        assert!(bad.starts_with("`data` is not valid UTF-8 (encoding `utf-8/base64`)"), "{bad}");
+        assert!(
+            bad.starts_with("`data` is not valid UTF-8 (encoding `utf-8/base64`)"),
+            "{bad}"
+        );
         let bad = decode_data(json!("{"), "json").unwrap_err();
-        assert!(bad.starts_with("`data` is not valid JSON (encoding `json`)"), "{bad}");
+        assert!(
+            bad.starts_with("`data` is not valid JSON (encoding `json`)"),
+            "{bad}"
+        );
         let bad = decode_data(json!("x"), "gzip").unwrap_err();
-        assert_eq!(bad, "cannot undo `gzip` of encoding `gzip` (supported: json, base64, utf-8)");
-        assert!(to_record("[1]").unwrap_err().starts_with("not an Ably message"));
+        assert_eq!(
+            bad,
+            "cannot undo `gzip` of encoding `gzip` (supported: json, base64, utf-8)"
+        );
+        assert!(
+            to_record("[1]")
+                .unwrap_err()
+                .starts_with("not an Ably message")
+        );
     }
 
     #[test]
     fn error_info() {
-        let e = ErrorInfo::parse(r#"{"error":{"message":"Invalid key","code":40101,"statusCode":401}}"#).unwrap();
+        let e = ErrorInfo::parse(
+            r#"{"error":{"message":"Invalid key","code":40101,"statusCode":401}}"#,
+        )
+        .unwrap();
         assert_eq!(e.describe(), "Invalid key (code 40101, status 401)");
         assert!(ErrorInfo::parse("<html>").is_none());
     }

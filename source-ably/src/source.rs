@@ -176,11 +176,13 @@ impl AblySource {
                         let at = position
                             .as_ref()
                             .map_or_else(|| "a message event".to_owned(), ToString::to_string);
-                        let error =
-                            Error::decode("ably message", at, reason).in_component(self.component.clone());
-                        batch
-                            .bad
-                            .push(BadRecord::undecodable(error, event.data.into_bytes(), position));
+                        let error = Error::decode("ably message", at, reason)
+                            .in_component(self.component.clone());
+                        batch.bad.push(BadRecord::undecodable(
+                            error,
+                            event.data.into_bytes(),
+                            position,
+                        ));
                     }
                 }
                 if !event.id.is_empty() {
@@ -228,7 +230,8 @@ impl Source for AblySource {
                 if let Some(at) = self.next_connect {
                     tokio::time::sleep_until(at).await;
                 }
-                match client::open(&self.client, &self.config, self.last_event_id.as_deref()).await {
+                match client::open(&self.client, &self.config, self.last_event_id.as_deref()).await
+                {
                     Ok(events) => {
                         self.stats.connections += 1;
                         self.events = Some(events);
@@ -262,7 +265,9 @@ impl Source for AblySource {
             self.handle(first, &mut batch);
             // Take whatever else is ready, without waiting.
             while batch.records.len() + batch.bad.len() < MAX_BATCH {
-                let Some(events) = self.events.as_mut() else { break };
+                let Some(events) = self.events.as_mut() else {
+                    break;
+                };
                 match events.next().now_or_never() {
                     Some(Some(Ok(event))) => self.handle(event, &mut batch),
                     Some(Some(Err(e))) => self.disconnected(format!("stream broken: {e}"), false),
@@ -287,7 +292,11 @@ impl Source for AblySource {
             .step(format!("connect to {host}:{port}"), timeout, async {
                 tokio::net::TcpStream::connect((host.as_str(), port))
                     .await
-                    .map(|s| s.peer_addr().map(|a| format!("reached {a}")).unwrap_or_default())
+                    .map(|s| {
+                        s.peer_addr()
+                            .map(|a| format!("reached {a}"))
+                            .unwrap_or_default()
+                    })
                     .map_err(|e| (FailureKind::Unreachable, e.to_string()))
             })
             .await;
