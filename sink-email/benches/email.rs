@@ -9,8 +9,10 @@
 //! - `email_send/lettre_connection`: 20 prebuilt mails sent over one open
 //!   lettre connection to a local aiosmtpd (the baseline);
 //!   `email_send/email_sink`: 20 records through `EmailSink::send` (render,
-//!   send over its reused connection, acknowledge). The server dominates
-//!   both; the ratio shows what the sink adds.
+//!   send over its reused connection, acknowledge). lettre's own sockets
+//!   leave Nagle's algorithm on, so each of its mails waits for the server's
+//!   delayed ACK; the sink's sockets do not.
+//! - `email_send_tls/*`: the same over implicit TLS (self-signed, not verified).
 
 use std::time::Duration;
 
@@ -18,10 +20,10 @@ use connector_core::{Ack, Batch, Properties, Record, Sink, Value};
 use criterion::{Criterion, Throughput, criterion_group};
 use lettre::Message;
 use lettre::message::header::ContentType;
-use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use sink_email::EmailSink;
-use testkit::smtp::SmtpServer;
+use testkit::smtp::{SmtpMode, SmtpServer};
 
 const MAILS: usize = 20;
 
@@ -90,15 +92,31 @@ fn render(c: &mut Criterion) {
 }
 
 fn send(c: &mut Criterion) {
+    send_over(c, "email_send", SmtpMode::Plain);
+    send_over(c, "email_send_tls", SmtpMode::ImplicitTls);
+}
+
+fn send_over(c: &mut Criterion, name: &str, mode: SmtpMode) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let server = SmtpServer::start_plain();
+    let server = SmtpServer::builder().mode(mode).start();
     let records: Vec<Record> = (0..MAILS).map(record).collect();
     let messages: Vec<Message> = records.iter().map(by_hand).collect();
+    let tls = (mode == SmtpMode::ImplicitTls).then(|| {
+        TlsParameters::builder("127.0.0.1".into())
+            .dangerous_accept_invalid_certs(true)
+            .build_rustls()
+            .unwrap()
+    });
+    let mut props = props(server.port());
+    if tls.is_some() {
+        props.set("tls.mode", "implicit");
+        props.set("tls.skip_verify_server", "true");
+    }
 
-    let mut group = c.benchmark_group("email_send");
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(MAILS as u64));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(8));
@@ -108,7 +126,7 @@ fn send(c: &mut Criterion) {
             ("127.0.0.1", server.port()),
             Some(Duration::from_secs(10)),
             &ClientId::default(),
-            None,
+            tls,
             None,
         )
         .await
@@ -126,7 +144,7 @@ fn send(c: &mut Criterion) {
         })
     });
 
-    let mut sink = EmailSink::from_properties(&props(server.port())).unwrap();
+    let mut sink = EmailSink::from_properties(&props).unwrap();
     group.bench_function("email_sink", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -148,4 +166,5 @@ fn main() {
     Criterion::default().configure_from_args().final_summary();
     testkit::bench::report_ratio("email_render", "email_sink", "lettre_builder");
     testkit::bench::report_ratio("email_send", "email_sink", "lettre_connection");
+    testkit::bench::report_ratio("email_send_tls", "email_sink", "lettre_connection");
 }

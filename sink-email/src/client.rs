@@ -17,7 +17,9 @@ use connector_core::FailureKind;
 use connector_core::error::find_cause;
 use connector_core::{Error, Result};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::extension::{ClientId, Extension};
 
 use crate::config::{EmailConfig, TlsMode};
@@ -191,20 +193,32 @@ impl SmtpClient {
 
     /// TCP connect, TLS for implicit mode, greeting and EHLO.
     pub(crate) async fn connect(&self) -> std::result::Result<AsyncSmtpConnection, Failure> {
-        let tls = match self.mode {
-            TlsMode::Implicit => self.tls.clone(),
-            TlsMode::StartTls | TlsMode::None => None,
+        let connect = async {
+            let tcp = crate::stream::connect(&self.server, self.port)
+                .await
+                .map_err(|e| {
+                    let kind = match e.kind() {
+                        std::io::ErrorKind::TimedOut => FailureKind::Timeout,
+                        _ => FailureKind::Unreachable,
+                    };
+                    Failure::new(
+                        Class::Connection,
+                        kind,
+                        format!("cannot connect to {}: {e}", self.address()),
+                    )
+                })?;
+            let stream: Box<dyn AsyncTokioStream> = match (self.mode, &self.tls) {
+                (TlsMode::Implicit, Some(tls)) => crate::stream::tls(tcp, tls.clone())
+                    .await
+                    .map_err(|e| self.classify(Stage::Connect, &e))?,
+                _ => Box::new(tcp),
+            };
+            AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+                .await
+                .map_err(|e| self.classify(Stage::Connect, &e))
         };
-        let connect = AsyncSmtpConnection::connect_tokio1(
-            (self.server.as_str(), self.port),
-            Some(self.timeout),
-            &self.hello,
-            tls,
-            None,
-        );
         match tokio::time::timeout(self.timeout, connect).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(self.classify(Stage::Connect, &e)),
+            Ok(result) => result,
             Err(_) => {
                 let mut f = Failure::timeout("the SMTP greeting", self.timeout);
                 if self.mode != TlsMode::Implicit {
@@ -254,7 +268,7 @@ impl SmtpClient {
         };
         let mechanisms = [Mechanism::Plain, Mechanism::Login];
         if conn.server_info().get_auth_mechanism(&mechanisms).is_none() {
-            let hint = if conn.is_encrypted() {
+            let hint = if self.mode != TlsMode::None {
                 ""
             } else {
                 " (servers usually offer AUTH only over TLS)"

@@ -38,6 +38,7 @@
 mod client;
 mod config;
 mod sink;
+mod stream;
 
 pub use config::{EmailConfig, SPEC, TlsMode};
 pub use lettre::message::Mailbox;

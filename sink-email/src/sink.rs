@@ -344,7 +344,7 @@ impl Sink for EmailSink {
                 let conn = client.connect().await.map_err(|f| (f.kind, f.reason))?;
                 let info = conn.server_info();
                 let mut detail = format!("server `{}`", info.name());
-                if conn.is_encrypted() {
+                if client.mode() == TlsMode::Implicit {
                     detail.push_str(&format!(", TLS ({})", client.verification()));
                 }
                 slot = Some(conn);
