@@ -158,9 +158,11 @@ impl LivepeerSource {
         self.next_poll = Some(Instant::now() + wait);
     }
 
-    /// The records of one answer; elements that do not decode become bad
-    /// records naming their index.
-    async fn decode(&mut self, body: &[u8], polled_at: i64) -> Batch {
+    /// The records of one API answer (a JSON array of metrics), as a poll
+    /// at `polled_at` (microseconds since the epoch) makes them; elements
+    /// that do not decode become bad records naming their index. Useful to
+    /// replay recorded answers.
+    pub async fn decode_answer(&mut self, body: &[u8], polled_at: i64) -> Batch {
         let answer = self.answers;
         self.answers += 1;
         let position = Position::Sequence(answer);
@@ -258,7 +260,7 @@ impl Source for LivepeerSource {
                 debug!(source = %self.component, "answer repeats the last one within the interval; not emitted");
                 continue;
             }
-            let batch = self.decode(&body, polled_at).await;
+            let batch = self.decode_answer(&body, polled_at).await;
             self.last_emitted = Some((body, due));
             if batch.is_empty() {
                 continue;
