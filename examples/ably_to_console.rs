@@ -34,9 +34,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--rewind" => props.set("rewind", value),
             "--base-url" => props.set("base_url", value),
             other => {
-                return Err(
-                    format!("unknown option {other} (use --channel, --rewind, --base-url)").into(),
-                );
+                return Err(format!(
+                    "unknown option {other} (use --channel, --rewind, --base-url)"
+                )
+                .into());
             }
         };
     }

@@ -3,7 +3,9 @@
 //! HTTP Basic auth with `api_key`) and emits one record per message with
 //! the columns `id`, `name`, `data` (decoded by the message's `encoding`),
 //! `timestamp` and `client_id`. After any disconnect it resumes with
-//! `lastEvent`, so no message is skipped. See [`AblySource`] and [`SPEC`].
+//! `lastEvent`, so no message is skipped; a batch the sink fails is
+//! received again the same way (at least once, within Ably's two-minute
+//! resume window). See [`AblySource`] and [`SPEC`].
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> connector_core::Result<()> {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use connector_core::check::CheckReport;
 use connector_core::{
-    BadRecord, Batch, Error, FailureKind, Position, Properties, Result, Schema, Source,
+    AckStatus, AckTracker, BadRecord, Batch, Error, FailureKind, Position, Properties, Result,
+    Schema, Source,
 };
 use eventsource_stream::Event;
 use futures::{FutureExt, StreamExt};
@@ -34,6 +35,8 @@ pub struct StreamStats {
     pub messages: u64,
     /// Failures: streams that could not be opened, broke, or sent an error event.
     pub errors: u64,
+    /// Times the stream was rewound because the sink failed a batch.
+    pub rewinds: u64,
     /// The latest failures, oldest first (at most 16).
     pub recent_errors: VecDeque<String>,
 }
@@ -60,8 +63,12 @@ impl StreamStats {
 /// A message that cannot be decoded (bad JSON, an encrypted payload) goes
 /// to the batch's bad records with its raw event data.
 ///
-/// Nothing is acknowledged upstream: the SSE API has no acknowledgement,
-/// and a batch the sink fails to deliver is not received again.
+/// Delivery is at least once within Ably's resume window: each batch's
+/// acknowledgement is tracked, and when the sink fails a batch the stream is
+/// reopened after the last event whose batch was delivered, so the failed
+/// messages (and any after them) are received again. Messages that failed
+/// before any batch was delivered cannot be asked for again (there is no
+/// event id before them to resume after); that is logged.
 pub struct AblySource {
     config: AblyConfig,
     client: reqwest::Client,
@@ -71,6 +78,12 @@ pub struct AblySource {
     /// Whether the open stream has delivered an event yet.
     flowing: bool,
     last_event_id: Option<String>,
+    /// The id of the last event whose batch was delivered (or rejected).
+    settled_id: Option<String>,
+    /// Each batch's ack, with the stream generation and its last event id.
+    tracker: AckTracker<(u64, Option<String>)>,
+    /// Bumped when the stream is rewound; outcomes of older batches are moot.
+    generation: u64,
     next_connect: Option<Instant>,
     failures: u32,
     stats: StreamStats,
@@ -96,6 +109,9 @@ impl AblySource {
             events: None,
             flowing: false,
             last_event_id: None,
+            settled_id: None,
+            tracker: AckTracker::new(),
+            generation: 0,
             next_connect: None,
             failures: 0,
             stats: StreamStats::default(),
@@ -152,6 +168,45 @@ impl AblySource {
             "ably stream interrupted; reconnecting"
         );
         self.report(reason);
+    }
+
+    /// Acts on a batch's outcome: remember how far delivery got, or rewind
+    /// the stream to receive a failed batch again.
+    fn settle(&mut self, (generation, last_id): (u64, Option<String>), status: AckStatus) {
+        if generation != self.generation {
+            return;
+        }
+        if status.is_settled() {
+            if last_id.is_some() {
+                self.settled_id = last_id;
+            }
+            return;
+        }
+        let reason = status
+            .error()
+            .map_or_else(|| "not delivered".to_owned(), |e| e.to_string());
+        self.generation += 1;
+        self.stats.rewinds += 1;
+        self.events = None;
+        self.next_connect = None;
+        match &self.settled_id {
+            Some(id) => warn!(
+                source = %self.component,
+                channel = %self.channel,
+                resume_after = %id,
+                error = %reason,
+                "a batch was not delivered; resuming the stream to receive it again"
+            ),
+            None => warn!(
+                source = %self.component,
+                channel = %self.channel,
+                error = %reason,
+                "a batch was not delivered before any was; its messages cannot be received again"
+            ),
+        }
+        if self.settled_id.is_some() {
+            self.last_event_id = self.settled_id.clone();
+        }
     }
 
     /// Handles one event: a message becomes a record (or a bad record); an
@@ -226,6 +281,9 @@ impl Source for AblySource {
     /// the batch is returned.
     async fn next_batch(&mut self) -> Result<Option<Batch>> {
         loop {
+            while let Some((token, status)) = self.tracker.try_next() {
+                self.settle(token, status);
+            }
             let Some(events) = self.events.as_mut() else {
                 if let Some(at) = self.next_connect {
                     tokio::time::sleep_until(at).await;
@@ -250,7 +308,23 @@ impl Source for AblySource {
                 }
                 continue;
             };
-            let first = match events.next().await {
+            // Wait for an event, acting on batch outcomes meanwhile.
+            let tracker = &mut self.tracker;
+            let outcome = async {
+                if tracker.outstanding() == 0 {
+                    std::future::pending::<()>().await;
+                }
+                tracker.next().await
+            };
+            let next = tokio::select! {
+                biased;
+                Some((token, status)) = outcome => {
+                    self.settle(token, status);
+                    continue;
+                }
+                next = events.next() => next,
+            };
+            let first = match next {
                 Some(Ok(event)) => event,
                 Some(Err(e)) => {
                     self.disconnected(format!("stream broken: {e}"), false);
@@ -276,6 +350,17 @@ impl Source for AblySource {
                 }
             }
             if !batch.is_empty() {
+                let last = batch
+                    .records
+                    .iter()
+                    .map(|r| &r.position)
+                    .chain(batch.bad.iter().map(|b| &b.position))
+                    .filter_map(|p| match p {
+                        Some(Position::MessageId { id, .. }) => Some(id.clone()),
+                        _ => None,
+                    })
+                    .next_back();
+                batch.replace_ack(self.tracker.track((self.generation, last)));
                 return Ok(Some(batch));
             }
         }

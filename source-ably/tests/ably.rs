@@ -202,14 +202,17 @@ fn props(base: &str) -> Properties {
     Properties::from_pairs([("api_key", KEY), ("channel", CHANNEL), ("base_url", base)])
 }
 
-/// Reads records until `n` arrived (panics after 10 s).
+/// Reads records until `n` arrived, acknowledging each batch as delivered
+/// (panics after 10 s).
 async fn collect(source: &mut AblySource, n: usize) -> Vec<Record> {
     let mut records = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), async {
         while records.len() < n {
             let batch = source.next_batch().await.unwrap().unwrap();
             assert!(batch.bad.is_empty(), "{:?}", batch.bad);
-            records.extend(batch.records);
+            let (batch_records, ack) = batch.into_parts();
+            ack.delivered();
+            records.extend(batch_records);
         }
     })
     .await
@@ -301,6 +304,58 @@ async fn a_dropped_stream_resumes_from_the_last_event_without_loss() {
     let stats = source.stats();
     assert_eq!((stats.connections, stats.messages), (3, 12));
     assert_eq!(stats.last_error(), Some("the server closed the stream"));
+}
+
+/// Reads batches until `n` records arrived; returns the batches.
+async fn batches(source: &mut AblySource, n: usize) -> Vec<connector_core::Batch> {
+    let mut out = Vec::new();
+    let mut count = 0;
+    while count < n {
+        let batch = tokio::time::timeout(Duration::from_secs(10), source.next_batch())
+            .await
+            .expect("records in time")
+            .unwrap()
+            .unwrap();
+        count += batch.len();
+        out.push(batch);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_failed_batch_is_received_again() {
+    let (base, stub) = serve(vec![]).await;
+    let mut source = AblySource::from_properties(&props(&base)).unwrap();
+    let publisher = stub.clone();
+    tokio::spawn(async move {
+        publisher.wait_for_connections(1).await;
+        publisher.publish(json!({"data": "1"}));
+        publisher.publish(json!({"data": "2"}));
+    });
+    for batch in batches(&mut source, 2).await {
+        batch.delivered();
+    }
+    stub.publish(json!({"data": "3"}));
+    stub.publish(json!({"data": "4"}));
+    let failed = batches(&mut source, 2).await;
+    let failed_ids: Vec<String> = failed.iter().flat_map(|b| ids(&b.records)).collect();
+    assert_eq!(failed_ids, ["msg3:0:0", "msg4:0:0"]);
+    for batch in failed {
+        batch.failed(connector_core::Error::transient(
+            "test sink",
+            "write",
+            "disk full",
+        ));
+    }
+    // The stream is reopened after message 2, the last one delivered.
+    let again: Vec<String> = batches(&mut source, 2)
+        .await
+        .iter()
+        .flat_map(|b| ids(&b.records))
+        .collect();
+    assert_eq!(again, ["msg3:0:0", "msg4:0:0"]);
+    assert_eq!(stub.connections(), [None, Some(event_id(2))]);
+    assert_eq!(source.stats().rewinds, 1);
 }
 
 #[tokio::test]
