@@ -62,6 +62,12 @@ impl EmailSink {
     /// A sink from a typed config (reads `tls.ca_file` if set).
     pub fn new(config: EmailConfig) -> Result<Self> {
         let client = SmtpClient::new(&config)?;
+        if config.tls_mode == TlsMode::None && config.username.is_some() {
+            warn!(
+                server = %client.address(),
+                "AUTH over a plain connection: the password crosses the network unencrypted"
+            );
+        }
         Ok(EmailSink {
             config,
             client,
