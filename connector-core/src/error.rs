@@ -379,6 +379,64 @@ impl Error {
     }
 }
 
+/// An error and its causes as one line, `: `-joined, each text said once
+/// (many errors repeat their cause in their own message).
+///
+/// ```
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+/// let err = connector_core::Error::transient("x sink", "connect", "cannot connect").with_source(io);
+/// assert_eq!(connector_core::error::cause_chain(&err), "x sink: connect: cannot connect: connection refused");
+/// ```
+pub fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// The first error of type `T` among `err` and its causes. Looks inside
+/// `std::io::Error`s too, whose `source()` skips the error they wrap (a
+/// TLS error inside an I/O error, for instance).
+///
+/// ```
+/// use connector_core::error::find_cause;
+///
+/// #[derive(Debug)]
+/// struct Inner;
+/// impl std::fmt::Display for Inner {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("inner") }
+/// }
+/// impl std::error::Error for Inner {}
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::InvalidData, Inner);
+/// assert!(find_cause::<Inner>(&io).is_some());
+/// ```
+pub fn find_cause<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(hit) = e.downcast_ref::<T>() {
+            return Some(hit);
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(hit) = find_cause::<T>(inner)
+        {
+            return Some(hit);
+        }
+        next = e.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

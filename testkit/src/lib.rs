@@ -159,6 +159,9 @@ impl Drop for ServerProcess {
 #[cfg(feature = "pulsar")]
 pub mod pulsar;
 
+#[cfg(feature = "smtp")]
+pub mod smtp;
+
 /// Reading criterion's results so a benchmark can print our speed against
 /// its baseline measured in the same run.
 pub mod bench {

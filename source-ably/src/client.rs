@@ -1,0 +1,161 @@
+//! Opening Ably's SSE stream and reading it as events.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use connector_core::config::format_duration;
+use connector_core::error::{cause_chain, find_cause};
+use connector_core::{Error, FailureKind, Result};
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures::Stream;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+
+use crate::config::AblyConfig;
+use crate::message::ErrorInfo;
+
+/// The events of one open stream; it ends when the connection does.
+pub(crate) type Events =
+    Pin<Box<dyn Stream<Item = std::result::Result<Event, EventStreamError<String>>> + Send>>;
+
+/// Why a stream could not be opened.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenFailure {
+    pub kind: FailureKind,
+    pub reason: String,
+}
+
+/// The reqwest client: rustls with the `ring` provider and the Mozilla
+/// roots. No overall timeout: a stream stays open for hours.
+pub(crate) fn http_client(component: &str, connect_timeout: Duration) -> Result<reqwest::Client> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(component.to_owned(), "tls", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!("rust-connectors/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            Error::config(
+                component.to_owned(),
+                "base_url",
+                format!("cannot build the HTTP client: {e}"),
+            )
+        })
+}
+
+/// Opens the stream (resuming after `last_event`), checking that Ably
+/// accepted the key and the channel.
+pub(crate) async fn open(
+    client: &reqwest::Client,
+    config: &AblyConfig,
+    last_event: Option<&str>,
+) -> std::result::Result<Events, OpenFailure> {
+    let fail = |kind, reason: String| OpenFailure { kind, reason };
+    let url = config
+        .stream_url(last_event)
+        .map_err(|e| fail(FailureKind::Invalid, e))?;
+    let (name, secret) = config.key_parts().ok_or_else(|| {
+        fail(
+            FailureKind::Invalid,
+            "api_key is not `appId.keyId:secret`".into(),
+        )
+    })?;
+    let request = client
+        .get(url)
+        .basic_auth(name, Some(secret))
+        .header(ACCEPT, "text/event-stream")
+        .send();
+    let response = match tokio::time::timeout(config.timeout, request).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(transport_failure(&e)),
+        Err(_) => {
+            return Err(fail(
+                FailureKind::Timeout,
+                format!("no answer within {}", format_duration(config.timeout)),
+            ));
+        }
+    };
+    let status = response.status();
+    if !status.is_success() {
+        // Failures to open come as a plain answer `{"error": ErrorInfo}`.
+        let body = tokio::time::timeout(config.timeout, response.text())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        let detail = ErrorInfo::parse(&body)
+            .map(|e| e.describe())
+            .unwrap_or_else(|| body.trim().chars().take(300).collect());
+        let kind = match status.as_u16() {
+            401 | 403 => FailureKind::AuthRefused,
+            404 => FailureKind::NotFound,
+            500..=599 => FailureKind::Unreachable,
+            _ => FailureKind::Invalid,
+        };
+        let reason = if detail.is_empty() {
+            format!("answered {status}")
+        } else {
+            format!("answered {status}: {detail}")
+        };
+        return Err(fail(kind, reason));
+    }
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if !content_type.starts_with("text/event-stream") {
+        return Err(fail(
+            FailureKind::Invalid,
+            format!("answered {status} with `{content_type}`, not an event stream"),
+        ));
+    }
+    Ok(Box::pin(
+        chunks(response, config.idle_timeout).eventsource(),
+    ))
+}
+
+/// The body as a stream of chunks that fails when nothing (not even a
+/// keepalive) arrives for `idle`.
+fn chunks(
+    response: reqwest::Response,
+    idle: Duration,
+) -> impl Stream<Item = std::result::Result<Bytes, String>> + Send {
+    futures::stream::unfold(Some(response), move |state| async move {
+        let mut response = state?;
+        match tokio::time::timeout(idle, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => Some((Ok(chunk), Some(response))),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => Some((Err(cause_chain(&e)), None)),
+            Err(_) => Some((
+                Err(format!("nothing received for {}", format_duration(idle))),
+                None,
+            )),
+        }
+    })
+}
+
+fn transport_failure(err: &reqwest::Error) -> OpenFailure {
+    let mut reason = cause_chain(err);
+    let kind = if find_cause::<rustls::Error>(err).is_some() {
+        if reason.contains("InvalidContentType") {
+            reason.push_str(" (the server does not speak TLS here; use an http:// base_url)");
+        }
+        FailureKind::Tls
+    } else if err.is_timeout() {
+        FailureKind::Timeout
+    } else {
+        FailureKind::Unreachable
+    };
+    OpenFailure { kind, reason }
+}
