@@ -816,7 +816,6 @@ impl SinkLoop {
         let stop = self.stop.clone();
         let policy = self.policy;
         let ack = ack.then(move |status| {
-            drop(permit);
             Metrics::sub(&metrics.batches_in_flight, 1);
             Metrics::sub(&metrics.records_in_flight, count);
             match status {
@@ -843,6 +842,9 @@ impl SinkLoop {
                     }
                 }
             }
+            // Freed last: the drain at shutdown waits for every permit, so the
+            // counters above are final by the time it takes the report.
+            drop(permit);
         });
         self.sink.send(Batch::with_ack(records, ack)).await
     }
