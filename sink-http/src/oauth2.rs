@@ -288,8 +288,10 @@ fn parse_token(body: &[u8], content_type: &str) -> Result<Token, TokenError> {
         reason,
     };
     // Most servers answer JSON; a few (GitHub) answer a form.
-    let (access_token, expires_in) = if content_type.starts_with("application/x-www-form-urlencoded")
-        || content_type.starts_with("text/plain")
+    let looks_like_json = body.trim_ascii_start().starts_with(b"{");
+    let (access_token, expires_in) = if !looks_like_json
+        && (content_type.starts_with("application/x-www-form-urlencoded")
+            || content_type.starts_with("text/plain"))
     {
         let mut token = None;
         let mut expires = None;
@@ -351,6 +353,8 @@ mod tests {
         assert_eq!(t.header.to_str().unwrap(), "Bearer xyz");
         assert!(t.refresh_at.is_none(), "no expires_in: cached until refused");
         let t = parse_token(br#"{"access_token":"q","expires_in":"60"}"#, "").unwrap();
+        assert!(t.refresh_at.is_some());
+        let t = parse_token(br#" {"access_token":"q","expires_in":60}"#, "text/plain").unwrap();
         assert!(t.refresh_at.is_some());
         let err = parse_token(br#"{"token_type":"Bearer"}"#, "application/json").unwrap_err();
         assert!(err.reason.contains("no `access_token`"), "{}", err.reason);
