@@ -394,9 +394,9 @@ impl HttpClient {
         self.inner.oauth.as_ref().map_or(0, TokenSource::fetches)
     }
 
-    /// Stops every request of this client: waits end at once and requests
-    /// in progress end as [`Delivery::Failed`], so their records are
-    /// delivered again later.
+    /// Stops the client's requests: those waiting to be retried (or paced)
+    /// end at once as [`Delivery::Failed`], so their records are delivered
+    /// again later; a try under way still ends with its real outcome.
     pub fn shutdown(&self) {
         self.inner.cancel.cancel();
     }
@@ -421,12 +421,9 @@ impl HttpClient {
                 }
             }
             attempts += 1;
-            let attempt = tokio::select! {
-                biased;
-                _ = inner.cancel.cancelled() => return self.cancelled(request),
-                attempt = self.attempt(request, attempts) => attempt,
-            };
-            let failure = match attempt {
+            // A request under way is not interrupted by a shutdown: it ends
+            // within `timeout` with its real outcome. Only waits are cut short.
+            let failure = match self.attempt(request, attempts).await {
                 Attempt::Done(delivery) => return delivery,
                 Attempt::Unauthorized(token) if !refreshed => {
                     // The token may have been revoked or expired early:
@@ -621,12 +618,15 @@ impl HttpClient {
         )))
     }
 
-    /// One request without retries or body, for connection checks: the
-    /// status and (part of) the answer, or why there was none.
+    /// One request without retries, for connection checks: `body` (none
+    /// when empty) to `endpoint` with `method`, with the OAuth2 token when
+    /// `with_token`. Returns the status and (part of) the answer, or why
+    /// there was none.
     pub async fn probe(
         &self,
         method: Method,
         endpoint: &Endpoint,
+        body: Bytes,
         with_token: bool,
     ) -> std::result::Result<(StatusCode, String), (FailureKind, String)> {
         let inner = &*self.inner;
@@ -635,6 +635,9 @@ impl HttpClient {
             .request(method, endpoint.url.clone())
             .headers(endpoint.headers.clone())
             .timeout(inner.timeout);
+        if !body.is_empty() {
+            request = request.body(body);
+        }
         if with_token && let Some(source) = &inner.oauth {
             let token = source.token().await.map_err(|e| (e.kind, e.reason))?;
             request = request.header(AUTHORIZATION, token.header.clone());

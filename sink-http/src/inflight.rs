@@ -68,7 +68,8 @@ struct Finish {
     id: u64,
     keys: Vec<Bytes>,
     tails: Arc<Mutex<HashMap<Bytes, (u64, Done)>>>,
-    _done: oneshot::Sender<()>,
+    /// Dropped last, waking the next job of each key (none without keys).
+    _done: Option<oneshot::Sender<()>>,
     _admitted: OwnedSemaphorePermit,
 }
 
@@ -126,13 +127,16 @@ impl Dispatcher {
             .expect("the dispatcher never closes its semaphores");
         let id = self.next_id;
         self.next_id += 1;
-        let (done_tx, done_rx) = oneshot::channel();
-        let done = done_rx.shared();
         let mut keys: Vec<Bytes> = keys.into_iter().collect();
         keys.sort_unstable();
         keys.dedup();
         let mut before = Vec::new();
+        let mut done_tx = None;
         if !keys.is_empty() {
+            // Only keyed jobs need a signal for their successors.
+            let (tx, rx) = oneshot::channel();
+            let done = rx.shared();
+            done_tx = Some(tx);
             let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
             for key in &keys {
                 if let Some((_, previous)) = tails.insert(key.clone(), (id, done.clone())) {

@@ -183,7 +183,7 @@ impl Sink for HttpSink {
         let endpoint = self.endpoint.clone();
         report
             .step(format!("OPTIONS {shown} (no record sent)"), timeout, async move {
-                let (status, body) = client.probe(Method::OPTIONS, &endpoint, true).await?;
+                let (status, body) = client.probe(Method::OPTIONS, &endpoint, Bytes::new(), true).await?;
                 classify_probe_status(status, &body)
             })
             .await;
