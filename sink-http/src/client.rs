@@ -180,11 +180,13 @@ impl fmt::Display for Label {
                 position: Some(p), ..
             } => write!(f, "record at {p}"),
             Label::Record { index, .. } => write!(f, "record {index} of its batch"),
-            Label::Records {
-                count,
-                first: Some(p),
-            } => write!(f, "{count} records from {p}"),
-            Label::Records { count, .. } => write!(f, "{count} records"),
+            Label::Records { count, first } => {
+                let s = if *count == 1 { "" } else { "s" };
+                match first {
+                    Some(p) => write!(f, "{count} record{s} from {p}"),
+                    None => write!(f, "{count} record{s}"),
+                }
+            }
         }
     }
 }
