@@ -172,7 +172,11 @@ impl Sink for SlackSink {
 
 /// Reads Slack's answer to a message without text.
 fn classify(status: StatusCode, body: &str) -> std::result::Result<String, (FailureKind, String)> {
-    let answered = format!("Slack answered {status}: {body}");
+    let answered = if body.is_empty() {
+        format!("Slack answered {status}")
+    } else {
+        format!("Slack answered {status}: {body}")
+    };
     match status.as_u16() {
         400 if EMPTY_MESSAGE_ERRORS.contains(&body) => Ok(format!(
             "the webhook exists (Slack refused the empty message with `{body}`)"
@@ -218,6 +222,12 @@ mod tests {
             classify(StatusCode::GONE, "channel_is_archived").unwrap_err().0,
             FailureKind::NotFound
         );
-        assert_eq!(classify(StatusCode::OK, "ok").unwrap_err().0, FailureKind::Invalid);
+        assert_eq!(
+            classify(StatusCode::OK, "").unwrap_err(),
+            (
+                FailureKind::Invalid,
+                "Slack answered 200 OK (an empty message was accepted: is this a Slack webhook?)".into()
+            )
+        );
     }
 }
