@@ -12,13 +12,20 @@
 //!   1024 (as the pipeline hands them over) and `flush`, with acks.
 //!
 //! Goal: the sink at ≥ 0.9x the bare loop's speed for every N.
+//!
+//! Each pair is measured twice: `http_p<N>` in wall-clock time, and
+//! `http_cpu_p<N>` in CPU time of the client thread (from
+//! `/proc/thread-self/schedstat`), which other processes on a busy machine
+//! do not disturb. The server's work is the same for both contenders and
+//! is left out of the CPU figures.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use connector_core::{Ack, Batch, Properties, Record, Sink, Value};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BatchSize, Criterion, Throughput};
 use futures::StreamExt;
 use sink_http::HttpSink;
 
@@ -69,11 +76,79 @@ fn start_server() -> (String, Arc<AtomicU64>) {
     (format!("http://{addr}/ingest"), count)
 }
 
-fn http(c: &mut Criterion) {
-    // reqwest is built without a default crypto provider; the bare loop
-    // uses ring like the sink does.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (url, served) = start_server();
+/// CPU time of the calling thread, in nanoseconds, as the scheduler
+/// accounts it (`/proc/thread-self/schedstat`, first field).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("/proc/thread-self/schedstat (Linux) is readable")
+}
+
+/// Criterion measurement: CPU time of the benchmark thread.
+struct ThreadCpu;
+
+struct NanosFormatter;
+
+impl ValueFormatter for NanosFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if typical < 1e3 {
+            (1.0, "ns")
+        } else if typical < 1e6 {
+            (1e-3, "µs")
+        } else if typical < 1e9 {
+            (1e-6, "ms")
+        } else {
+            (1e-9, "s")
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+
+    fn scale_throughputs(&self, _typical: f64, throughput: &Throughput, values: &mut [f64]) -> &'static str {
+        let per = match throughput {
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => *n as f64,
+            _ => 1.0,
+        };
+        values.iter_mut().for_each(|v| *v = per / (*v * 1e-9) / 1e3);
+        "Kelem/cpu-s"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+
+    fn zero(&self) -> u64 {
+        0
+    }
+
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NanosFormatter
+    }
+}
+
+fn http<M: Measurement>(c: &mut Criterion<M>, prefix: &str, url: &str) {
     // One thread for the client side (the server has its own), so both
     // contenders get the same single core.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -82,7 +157,7 @@ fn http(c: &mut Criterion) {
         .unwrap();
     let input = records();
     for parallelism in PARALLELISM {
-        let mut group = c.benchmark_group(format!("http_p{parallelism}"));
+        let mut group = c.benchmark_group(format!("{prefix}_p{parallelism}"));
         group.throughput(Throughput::Elements(RECORDS as u64));
         group.sample_size(30);
         group.warm_up_time(Duration::from_secs(1));
@@ -98,7 +173,7 @@ fn http(c: &mut Criterion) {
                             .map(|record| {
                                 let body = serde_json::to_vec(&record).unwrap();
                                 client
-                                    .post(&url)
+                                    .post(url)
                                     .header("content-type", "application/json")
                                     .body(body)
                                     .send()
@@ -118,7 +193,7 @@ fn http(c: &mut Criterion) {
 
         let mut sink = rt.block_on(async {
             HttpSink::from_properties(&Properties::from_pairs([
-                ("url", url.as_str()),
+                ("url", url),
                 ("paralism", parallelism.to_string().as_str()),
             ]))
             .unwrap()
@@ -148,15 +223,24 @@ fn http(c: &mut Criterion) {
         });
         group.finish();
     }
-    assert!(served.load(Ordering::Relaxed) > 0);
 }
 
-criterion_group!(benches, http);
-
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    for parallelism in PARALLELISM {
-        testkit::bench::report_ratio(&format!("http_p{parallelism}"), "http_sink", "bare_reqwest");
+    // reqwest is built without a default crypto provider; the bare loop
+    // uses ring like the sink does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (url, served) = start_server();
+    let mut wall = Criterion::default().configure_from_args();
+    http(&mut wall, "http", &url);
+    let mut cpu = Criterion::default()
+        .with_measurement(ThreadCpu)
+        .configure_from_args();
+    http(&mut cpu, "http_cpu", &url);
+    cpu.final_summary();
+    assert!(served.load(Ordering::Relaxed) > 0);
+    for prefix in ["http", "http_cpu"] {
+        for parallelism in PARALLELISM {
+            testkit::bench::report_ratio(&format!("{prefix}_p{parallelism}"), "http_sink", "bare_reqwest");
+        }
     }
 }

@@ -2,13 +2,13 @@
 //! a record key strictly one after the other, in the order they were
 //! submitted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::FutureExt as _;
-use futures::future::{Shared, join_all};
+use futures::future::{BoxFuture, Shared, join_all};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// Jobs admitted besides those running: enough to keep every slot busy
@@ -16,15 +16,35 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 const QUEUE: usize = 1024;
 
 type Done = Shared<oneshot::Receiver<()>>;
+type Tails = Arc<Mutex<HashMap<Bytes, (u64, Done)>>>;
+
+/// A job and what to clean up after it.
+struct Job {
+    work: BoxFuture<'static, ()>,
+    _finish: Finish,
+}
+
+/// Jobs ready to run, and how many runners are busy.
+struct Ready {
+    queue: VecDeque<Job>,
+    runners: usize,
+}
+
+struct State {
+    parallelism: usize,
+    ready: Mutex<Ready>,
+}
 
 /// Runs jobs (each one request with its retries) concurrently, up to a
 /// limit, keeping per-key order.
 ///
-/// A job with no key, or whose keys have nothing running or waiting, takes
-/// a slot in submission order. A job whose key already has a job running or
-/// waiting starts only after that job finished. [`Dispatcher::submit`]
-/// waits while the limit of admitted jobs is reached, which is how a slow
-/// server slows the pipeline down.
+/// Jobs become ready in submission order, except that a job whose key
+/// already has a job running or waiting becomes ready only when that one
+/// finished. Up to `parallelism` runners take ready jobs in order; a runner
+/// that finishes a job goes straight on with the next ready one, so a
+/// steady stream of jobs costs no task start per job.
+/// [`Dispatcher::submit`] waits while the limit of admitted jobs is
+/// reached, which is how a slow server slows the pipeline down.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -45,29 +65,28 @@ type Done = Shared<oneshot::Receiver<()>>;
 /// # }
 /// ```
 pub struct Dispatcher {
-    parallelism: usize,
-    slots: Arc<Semaphore>,
+    state: Arc<State>,
     admitted: Arc<Semaphore>,
     admit_limit: u32,
-    tails: Arc<Mutex<HashMap<Bytes, (u64, Done)>>>,
+    tails: Tails,
     next_id: u64,
 }
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
-            .field("parallelism", &self.parallelism)
+            .field("parallelism", &self.state.parallelism)
             .field("in_flight", &self.in_flight())
             .finish()
     }
 }
 
-/// Cleans up after a job, also when it panics: frees the slot, lets the
-/// next job of its keys start, and forgets keys nobody waits on.
+/// Cleans up after a job, also when it panics: lets the next job of its
+/// keys become ready, forgets keys nobody waits on, frees the admission.
 struct Finish {
     id: u64,
     keys: Vec<Bytes>,
-    tails: Arc<Mutex<HashMap<Bytes, (u64, Done)>>>,
+    tails: Option<Tails>,
     /// Dropped last, waking the next job of each key (none without keys).
     _done: Option<oneshot::Sender<()>>,
     _admitted: OwnedSemaphorePermit,
@@ -75,16 +94,76 @@ struct Finish {
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        if self.keys.is_empty() {
-            return;
-        }
-        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tails) = &self.tails else { return };
+        let mut tails = tails.lock().unwrap_or_else(|p| p.into_inner());
         for key in &self.keys {
             if tails.get(key).is_some_and(|(id, _)| *id == self.id) {
                 tails.remove(key);
             }
         }
-        // `_done` drops after this, waking the next job of each key.
+    }
+}
+
+impl State {
+    /// Runs `job` now if a runner is free, else queues it.
+    fn ready(self: &Arc<Self>, job: Job) {
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        if ready.runners < self.parallelism {
+            ready.runners += 1;
+            drop(ready);
+            tokio::spawn(run(self.clone(), job));
+        } else {
+            ready.queue.push_back(job);
+        }
+    }
+
+    /// The next queued job for a runner that finished one, or `None` after
+    /// giving the runner up.
+    fn next(&self) -> Option<Job> {
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        let next = ready.queue.pop_front();
+        if next.is_none() {
+            ready.runners -= 1;
+        }
+        next
+    }
+}
+
+/// Gives the runner's place to a new runner if a job panicked.
+struct Runner {
+    state: Arc<State>,
+    idle: bool,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if self.idle {
+            return;
+        }
+        // Unwinding from a panicking job: keep the queue moving.
+        if let Some(job) = self.state.next() {
+            tokio::spawn(run(self.state.clone(), job));
+        }
+    }
+}
+
+async fn run(state: Arc<State>, first: Job) {
+    let mut runner = Runner {
+        state,
+        idle: false,
+    };
+    let mut job = first;
+    loop {
+        let Job { work, _finish } = job;
+        work.await;
+        drop(_finish);
+        match runner.state.next() {
+            Some(next) => job = next,
+            None => {
+                runner.idle = true;
+                return;
+            }
+        }
     }
 }
 
@@ -94,18 +173,23 @@ impl Dispatcher {
         let parallelism = parallelism.max(1);
         let admit_limit = u32::try_from(parallelism + QUEUE).unwrap_or(u32::MAX);
         Dispatcher {
-            parallelism,
-            slots: Arc::new(Semaphore::new(parallelism)),
+            state: Arc::new(State {
+                parallelism,
+                ready: Mutex::new(Ready {
+                    queue: VecDeque::new(),
+                    runners: 0,
+                }),
+            }),
             admitted: Arc::new(Semaphore::new(admit_limit as usize)),
             admit_limit,
-            tails: Arc::new(Mutex::new(HashMap::new())),
+            tails: Arc::default(),
             next_id: 0,
         }
     }
 
     /// The most jobs running at once.
     pub fn parallelism(&self) -> usize {
-        self.parallelism
+        self.state.parallelism
     }
 
     /// Jobs admitted and not finished (running or waiting).
@@ -113,8 +197,8 @@ impl Dispatcher {
         self.admit_limit as usize - self.admitted.available_permits()
     }
 
-    /// Starts `job` on the runtime once its keys' earlier jobs are done and
-    /// a slot is free. Returns when the job is admitted; it runs on its own.
+    /// Hands `job` over: it runs on the runtime once its keys' earlier jobs
+    /// are done and a runner is free. Returns when the job is admitted.
     pub async fn submit<F>(&mut self, keys: impl IntoIterator<Item = Bytes>, job: F)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -124,7 +208,7 @@ impl Dispatcher {
             .clone()
             .acquire_owned()
             .await
-            .expect("the dispatcher never closes its semaphores");
+            .expect("the dispatcher never closes its semaphore");
         let id = self.next_id;
         self.next_id += 1;
         let mut keys: Vec<Bytes> = keys.into_iter().collect();
@@ -132,50 +216,37 @@ impl Dispatcher {
         keys.dedup();
         let mut before = Vec::new();
         let mut done_tx = None;
+        let mut tails = None;
         if !keys.is_empty() {
             // Only keyed jobs need a signal for their successors.
             let (tx, rx) = oneshot::channel();
             let done = rx.shared();
             done_tx = Some(tx);
-            let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+            tails = Some(self.tails.clone());
+            let mut map = self.tails.lock().unwrap_or_else(|p| p.into_inner());
             for key in &keys {
-                if let Some((_, previous)) = tails.insert(key.clone(), (id, done.clone())) {
+                if let Some((_, previous)) = map.insert(key.clone(), (id, done.clone())) {
                     before.push(previous);
                 }
             }
         }
-        let finish = Finish {
-            id,
-            keys,
-            tails: self.tails.clone(),
-            _done: done_tx,
-            _admitted: admitted,
+        let job = Job {
+            work: job.boxed(),
+            _finish: Finish {
+                id,
+                keys,
+                tails,
+                _done: done_tx,
+                _admitted: admitted,
+            },
         };
         if before.is_empty() {
-            // Nothing to wait for: take the slot here, so jobs without a
-            // key start in submission order.
-            let slot = self
-                .slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the dispatcher never closes its semaphores");
-            tokio::spawn(async move {
-                job.await;
-                drop(slot);
-                drop(finish);
-            });
+            self.state.ready(job);
         } else {
-            let slots = self.slots.clone();
+            let state = self.state.clone();
             tokio::spawn(async move {
                 join_all(before).await;
-                let slot = slots
-                    .acquire_owned()
-                    .await
-                    .expect("the dispatcher never closes its semaphores");
-                job.await;
-                drop(slot);
-                drop(finish);
+                state.ready(job);
             });
         }
     }
@@ -188,7 +259,7 @@ impl Dispatcher {
             .admitted
             .acquire_many(self.admit_limit)
             .await
-            .expect("the dispatcher never closes its semaphores");
+            .expect("the dispatcher never closes its semaphore");
         drop(all);
     }
 }
