@@ -49,7 +49,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ]))?;
     let report = Pipeline::new(GeneratorSource::new(generator))
         .name("generator_to_slack")
-        .filter(move |r| r.get("number").and_then(Value::as_f64).is_some_and(|n| n > threshold))
+        .filter(move |r| {
+            r.get("number")
+                .and_then(Value::as_f64)
+                .is_some_and(|n| n > threshold)
+        })
         .to(sink)
         .check_on_start(Duration::from_secs(5))
         .handle_signals(true)

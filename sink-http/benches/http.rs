@@ -105,9 +105,16 @@ impl ValueFormatter for NanosFormatter {
         unit
     }
 
-    fn scale_throughputs(&self, _typical: f64, throughput: &Throughput, values: &mut [f64]) -> &'static str {
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
         let per = match throughput {
-            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => *n as f64,
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+                *n as f64
+            }
             _ => 1.0,
         };
         values.iter_mut().for_each(|v| *v = per / (*v * 1e-9) / 1e3);
@@ -180,7 +187,9 @@ fn http<M: Measurement>(c: &mut Criterion<M>, prefix: &str, url: &str) {
                             })
                             .buffer_unordered(parallelism)
                             .filter(|r| {
-                                std::future::ready(r.as_ref().is_ok_and(|r| r.status().is_success()))
+                                std::future::ready(
+                                    r.as_ref().is_ok_and(|r| r.status().is_success()),
+                                )
                             })
                             .count()
                             .await;
@@ -240,7 +249,11 @@ fn main() {
     assert!(served.load(Ordering::Relaxed) > 0);
     for prefix in ["http", "http_cpu"] {
         for parallelism in PARALLELISM {
-            testkit::bench::report_ratio(&format!("{prefix}_p{parallelism}"), "http_sink", "bare_reqwest");
+            testkit::bench::report_ratio(
+                &format!("{prefix}_p{parallelism}"),
+                "http_sink",
+                "bare_reqwest",
+            );
         }
     }
 }

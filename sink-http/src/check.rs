@@ -23,7 +23,10 @@ pub async fn check_reachable(
     shown: &str,
     timeout: Duration,
 ) -> bool {
-    let Some(host) = url.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()) else {
+    let Some(host) = url
+        .host_str()
+        .map(|h| h.trim_matches(['[', ']']).to_owned())
+    else {
         report.fail(
             format!("parse {shown}"),
             FailureKind::Invalid,
@@ -45,7 +48,12 @@ pub async fn check_reachable(
         .step(format!("resolve {host}"), timeout, async {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
                 .await
-                .map_err(|e| (FailureKind::Unreachable, format!("cannot resolve `{host}`: {e}")))?
+                .map_err(|e| {
+                    (
+                        FailureKind::Unreachable,
+                        format!("cannot resolve `{host}`: {e}"),
+                    )
+                })?
                 .collect();
             if found.is_empty() {
                 return Err((
@@ -95,7 +103,10 @@ pub async fn check_reachable(
     report
         .step(format!("TLS handshake with {host}"), timeout, async {
             let name = ServerName::try_from(host.clone()).map_err(|e| {
-                (FailureKind::Invalid, format!("`{host}` is not a valid TLS server name: {e}"))
+                (
+                    FailureKind::Invalid,
+                    format!("`{host}` is not a valid TLS server name: {e}"),
+                )
             })?;
             let connector = tokio_rustls::TlsConnector::from(client.tls_config().clone());
             let tls = connector.connect(name, stream).await.map_err(|e| {
@@ -122,7 +133,11 @@ pub async fn check_reachable(
 
 /// Fetches an OAuth2 token when the client has OAuth2 credentials (no step
 /// otherwise). Returns whether it worked or was not needed.
-pub async fn check_oauth2(report: &mut CheckReport, client: &HttpClient, timeout: Duration) -> bool {
+pub async fn check_oauth2(
+    report: &mut CheckReport,
+    client: &HttpClient,
+    timeout: Duration,
+) -> bool {
     let Some(token_url) = client.token_url().map(str::to_owned) else {
         return true;
     };

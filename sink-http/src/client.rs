@@ -347,9 +347,7 @@ impl HttpClient {
                 }
             }))
             .build()
-            .map_err(|e| {
-                Error::config(component.clone(), "tls", describe_reqwest_error(&e))
-            })?;
+            .map_err(|e| Error::config(component.clone(), "tls", describe_reqwest_error(&e)))?;
         let oauth = settings
             .oauth2
             .map(|config| TokenSource::new(config, http.clone(), settings.timeout));
@@ -556,7 +554,10 @@ impl HttpClient {
                 if e.is_builder() || e.is_redirect() {
                     return Attempt::Done(Delivery::Failed(Error::permanent(
                         inner.component.clone(),
-                        format!("{} {} ({})", endpoint.method, endpoint.display, request.label),
+                        format!(
+                            "{} {} ({})",
+                            endpoint.method, endpoint.display, request.label
+                        ),
                         reason,
                     )));
                 }
@@ -615,7 +616,10 @@ impl HttpClient {
         }
         Attempt::Done(Delivery::Failed(Error::permanent(
             inner.component.clone(),
-            format!("{} {} ({})", endpoint.method, endpoint.display, request.label),
+            format!(
+                "{} {} ({})",
+                endpoint.method, endpoint.display, request.label
+            ),
             answered,
         )))
     }
@@ -660,9 +664,7 @@ impl HttpClient {
 
     /// Fetches an OAuth2 token (the cached one if fresh), for connection
     /// checks. `Ok(None)` without OAuth2.
-    pub async fn check_token(
-        &self,
-    ) -> std::result::Result<Option<String>, (FailureKind, String)> {
+    pub async fn check_token(&self) -> std::result::Result<Option<String>, (FailureKind, String)> {
         match &self.inner.oauth {
             None => Ok(None),
             Some(source) => source
@@ -751,7 +753,10 @@ pub(crate) fn describe_reqwest_error(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     let mut out = parts.join(": ");
-    if parts.iter().any(|p| p.contains("InvalidContentType") || p.contains("corrupt message")) {
+    if parts
+        .iter()
+        .any(|p| p.contains("InvalidContentType") || p.contains("corrupt message"))
+    {
         out.push_str(" (is the server speaking plain HTTP? try an http:// URL)");
     }
     out
@@ -808,7 +813,10 @@ mod tests {
                 offset: 9,
             }),
         };
-        assert_eq!(many.to_string(), "5 records from topic t partition 1 offset 9");
+        assert_eq!(
+            many.to_string(),
+            "5 records from topic t partition 1 offset 9"
+        );
     }
 
     #[test]

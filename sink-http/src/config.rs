@@ -19,7 +19,11 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
     role: Role::Sink,
     description: "Sends each record (or batches of records) to an HTTP endpoint, e.g. a webhook.",
     properties: &[
-        PropertySpec::required("url", PropertyKind::Url, "Target URL (http:// or https://)."),
+        PropertySpec::required(
+            "url",
+            PropertyKind::Url,
+            "Target URL (http:// or https://).",
+        ),
         PropertySpec::optional(
             "content_type",
             PropertyKind::String,
@@ -356,8 +360,14 @@ fn read_oauth2(r: &mut PropertyReader<'_>) -> Option<OAuth2Config> {
     }
     let mut missing = false;
     for (name, present) in [
-        ("oauth2.client_key", client_key.as_ref().is_some_and(|k| !k.is_empty())),
-        ("oauth2.client_secret", client_secret.as_ref().is_some_and(|s| !s.is_empty())),
+        (
+            "oauth2.client_key",
+            client_key.as_ref().is_some_and(|k| !k.is_empty()),
+        ),
+        (
+            "oauth2.client_secret",
+            client_secret.as_ref().is_some_and(|s| !s.is_empty()),
+        ),
         ("oauth2.token_url", r.is_set("oauth2.token_url")),
     ] {
         if !present {
@@ -504,15 +514,18 @@ mod tests {
     fn ndjson_changes_the_default_content_type_only() {
         let c = from_json(json!({"url": "http://x", "batch_format": "ndjson"})).unwrap();
         assert_eq!(c.content_type, "application/x-ndjson");
-        let c = from_json(json!({"url": "http://x", "batch_format": "ndjson", "content_type": "text/plain"}))
-            .unwrap();
+        let c = from_json(
+            json!({"url": "http://x", "batch_format": "ndjson", "content_type": "text/plain"}),
+        )
+        .unwrap();
         assert_eq!(c.content_type, "text/plain");
     }
 
     #[test]
     fn disabled_oauth2_is_ignored() {
-        let c = from_json(json!({"url": "http://x", "oauth2": {"enabled": false, "client_key": "id"}}))
-            .unwrap();
+        let c =
+            from_json(json!({"url": "http://x", "oauth2": {"enabled": false, "client_key": "id"}}))
+                .unwrap();
         assert!(c.oauth2.is_none());
     }
 }

@@ -148,10 +148,7 @@ impl Drop for Runner {
 }
 
 async fn run(state: Arc<State>, first: Job) {
-    let mut runner = Runner {
-        state,
-        idle: false,
-    };
+    let mut runner = Runner { state, idle: false };
     let mut job = first;
     loop {
         let Job { work, _finish } = job;
@@ -308,18 +305,31 @@ mod tests {
         d.wait_idle().await;
         let log = log.lock().unwrap().clone();
         for key in ["a", "b"] {
-            let mine: Vec<&String> = log.iter().filter(|l| l.contains(&format!("b\"{key}\""))).collect();
+            let mine: Vec<&String> = log
+                .iter()
+                .filter(|l| l.contains(&format!("b\"{key}\"")))
+                .collect();
             // start n, end n, start n+2, end n+2, ...
             for pair in mine.chunks(2) {
-                assert!(pair[0].starts_with("start") && pair[1].starts_with("end"), "{log:?}");
-                assert_eq!(pair[0].rsplit(' ').next(), pair[1].rsplit(' ').next(), "{log:?}");
+                assert!(
+                    pair[0].starts_with("start") && pair[1].starts_with("end"),
+                    "{log:?}"
+                );
+                assert_eq!(
+                    pair[0].rsplit(' ').next(),
+                    pair[1].rsplit(' ').next(),
+                    "{log:?}"
+                );
             }
         }
         // The two keys overlap: `b` 1 starts before `a` 0 ends.
         let a0_end = log.iter().position(|l| l == "end b\"a\" 0").unwrap();
         let b1_start = log.iter().position(|l| l == "start b\"b\" 1").unwrap();
         assert!(b1_start < a0_end, "{log:?}");
-        assert!(d.tails.lock().unwrap().is_empty(), "finished keys are forgotten");
+        assert!(
+            d.tails.lock().unwrap().is_empty(),
+            "finished keys are forgotten"
+        );
     }
 
     #[tokio::test]
@@ -340,8 +350,10 @@ mod tests {
         })
         .await;
         let l = log.clone();
-        d.submit([Bytes::from("x"), Bytes::from("y")], async move { push(&l, "xy") })
-            .await;
+        d.submit([Bytes::from("x"), Bytes::from("y")], async move {
+            push(&l, "xy")
+        })
+        .await;
         d.wait_idle().await;
         assert_eq!(*log.lock().unwrap(), ["y", "x", "xy"]);
     }
@@ -349,7 +361,8 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_job_does_not_block_its_key() {
         let mut d = Dispatcher::new(1);
-        d.submit([Bytes::from("k")], async { panic!("job failed") }).await;
+        d.submit([Bytes::from("k")], async { panic!("job failed") })
+            .await;
         let ran = Arc::new(AtomicUsize::new(0));
         let r = ran.clone();
         d.submit([Bytes::from("k")], async move {

@@ -32,7 +32,11 @@ pub struct OAuth2Config {
 
 impl OAuth2Config {
     /// Client credentials for `token_url`.
-    pub fn new(token_url: Url, client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+    pub fn new(
+        token_url: Url,
+        client_id: impl Into<String>,
+        client_secret: impl Into<Secret>,
+    ) -> Self {
         OAuth2Config {
             token_url,
             client_id: client_id.into(),
@@ -199,7 +203,8 @@ impl TokenSource {
             .header(ACCEPT, "application/json");
         if style == STYLE_HEADER {
             // RFC 6749 §2.3.1: both parts are form-encoded before Base64.
-            let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let encode =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let credentials = format!(
                 "{}:{}",
                 encode(&self.config.client_id),
@@ -257,10 +262,12 @@ fn refusal(status: StatusCode, body: &[u8]) -> TokenError {
         .ok()
         .and_then(|json| {
             let error = json.get("error")?.as_str()?.to_owned();
-            Some(match json.get("error_description").and_then(|d| d.as_str()) {
-                Some(d) => format!("{error} ({d})"),
-                None => error,
-            })
+            Some(
+                match json.get("error_description").and_then(|d| d.as_str()) {
+                    Some(d) => format!("{error} ({d})"),
+                    None => error,
+                },
+            )
         })
         .unwrap_or_else(|| truncate_body(body));
     let (kind, retryable) = match status.as_u16() {
@@ -305,7 +312,9 @@ fn parse_token(body: &[u8], content_type: &str) -> Result<Token, TokenError> {
         (token, expires)
     } else {
         let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-            invalid(format!("the token endpoint answered something that is not JSON ({e})"))
+            invalid(format!(
+                "the token endpoint answered something that is not JSON ({e})"
+            ))
         })?;
         let expires = match json.get("expires_in") {
             Some(serde_json::Value::Number(n)) => n.as_f64(),
@@ -313,7 +322,9 @@ fn parse_token(body: &[u8], content_type: &str) -> Result<Token, TokenError> {
             _ => None,
         };
         (
-            json.get("access_token").and_then(|t| t.as_str()).map(str::to_owned),
+            json.get("access_token")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned),
             expires,
         )
     };
@@ -351,7 +362,10 @@ mod tests {
         assert!(t.is_fresh());
         let t = parse_token(b"access_token=xyz&scope=a&token_type=bearer", "text/plain").unwrap();
         assert_eq!(t.header.to_str().unwrap(), "Bearer xyz");
-        assert!(t.refresh_at.is_none(), "no expires_in: cached until refused");
+        assert!(
+            t.refresh_at.is_none(),
+            "no expires_in: cached until refused"
+        );
         let t = parse_token(br#"{"access_token":"q","expires_in":"60"}"#, "").unwrap();
         assert!(t.refresh_at.is_some());
         let t = parse_token(br#" {"access_token":"q","expires_in":60}"#, "text/plain").unwrap();
@@ -376,8 +390,14 @@ mod tests {
         );
         let e = refusal(StatusCode::SERVICE_UNAVAILABLE, b"down");
         assert!(e.retryable);
-        assert_eq!(e.reason, "the token endpoint answered 503 Service Unavailable: down");
-        assert_eq!(refusal(StatusCode::NOT_FOUND, b"").kind, FailureKind::NotFound);
+        assert_eq!(
+            e.reason,
+            "the token endpoint answered 503 Service Unavailable: down"
+        );
+        assert_eq!(
+            refusal(StatusCode::NOT_FOUND, b"").kind,
+            FailureKind::NotFound
+        );
     }
 
     #[test]

@@ -148,8 +148,8 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         Duration::try_from_secs_f64(secs).ok()?
     } else {
         let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-        let at = SystemTime::UNIX_EPOCH
-            + Duration::from_secs(u64::try_from(date.timestamp()).ok()?);
+        let at =
+            SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(date.timestamp()).ok()?);
         at.duration_since(now).unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
@@ -187,10 +187,16 @@ mod tests {
     #[test]
     fn retryable_statuses() {
         for code in [408, 429, 500, 502, 503, 504, 599] {
-            assert!(is_retryable_status(StatusCode::from_u16(code).unwrap()), "{code}");
+            assert!(
+                is_retryable_status(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
         }
         for code in [200, 301, 400, 401, 403, 404, 409, 413, 422] {
-            assert!(!is_retryable_status(StatusCode::from_u16(code).unwrap()), "{code}");
+            assert!(
+                !is_retryable_status(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
         }
     }
 

@@ -220,9 +220,17 @@ pub fn is_sensitive_header(name: &HeaderName) -> bool {
     matches!(
         n,
         "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
-    ) || ["key", "token", "secret", "auth", "password", "signature", "session"]
-        .iter()
-        .any(|word| n.contains(word))
+    ) || [
+        "key",
+        "token",
+        "secret",
+        "auth",
+        "password",
+        "signature",
+        "session",
+    ]
+    .iter()
+    .any(|word| n.contains(word))
 }
 
 #[cfg(test)]
@@ -254,11 +262,15 @@ mod tests {
         assert!(read_url(&mut r, "secret_url", true).is_none());
         let err = r.finish().unwrap_err().to_string();
         assert!(
-            err.contains("property `url`: `ftp://x.org/a` must start with http:// or https://, not ftp://"),
+            err.contains(
+                "property `url`: `ftp://x.org/a` must start with http:// or https://, not ftp://"
+            ),
             "{err}"
         );
         assert!(
-            err.contains("property `secret_url`: the URL is not a valid URL: relative URL without a base"),
+            err.contains(
+                "property `secret_url`: the URL is not a valid URL: relative URL without a base"
+            ),
             "{err}"
         );
         assert!(!err.contains("s3cret"), "{err}");
@@ -277,8 +289,14 @@ mod tests {
         assert!(!headers["x-trace"].is_sensitive());
         assert!(!format!("{headers:?}").contains("k1"));
         let err = r.finish().unwrap_err().to_string();
-        assert!(err.contains("`bad name` is not a valid header name"), "{err}");
-        assert!(err.contains("the value of header `X-Nl` holds characters"), "{err}");
+        assert!(
+            err.contains("`bad name` is not a valid header name"),
+            "{err}"
+        );
+        assert!(
+            err.contains("the value of header `X-Nl` holds characters"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -63,8 +63,9 @@ impl HttpSink {
         for (header, value) in &config.headers {
             headers.insert(header.clone(), value.clone());
         }
-        let endpoint =
-            Arc::new(Endpoint::new(config.method.clone(), config.url.clone()).with_headers(headers));
+        let endpoint = Arc::new(
+            Endpoint::new(config.method.clone(), config.url.clone()).with_headers(headers),
+        );
         Ok(HttpSink {
             name,
             dispatcher: Dispatcher::new(config.parallelism),
@@ -182,10 +183,16 @@ impl Sink for HttpSink {
         let client = self.client.clone();
         let endpoint = self.endpoint.clone();
         report
-            .step(format!("OPTIONS {shown} (no record sent)"), timeout, async move {
-                let (status, body) = client.probe(Method::OPTIONS, &endpoint, Bytes::new(), true).await?;
-                classify_probe_status(status, &body)
-            })
+            .step(
+                format!("OPTIONS {shown} (no record sent)"),
+                timeout,
+                async move {
+                    let (status, body) = client
+                        .probe(Method::OPTIONS, &endpoint, Bytes::new(), true)
+                        .await?;
+                    classify_probe_status(status, &body)
+                },
+            )
             .await;
         report
     }

@@ -62,7 +62,9 @@ impl TlsSettings {
     }
 }
 
-fn load_certificates(path: &std::path::Path) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
+fn load_certificates(
+    path: &std::path::Path,
+) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
         .collect::<std::result::Result<Vec<_>, _>>()

@@ -21,7 +21,9 @@ async fn check(props: serde_json::Value) -> CheckReport {
 }
 
 fn failure(report: &CheckReport) -> (String, FailureKind, String) {
-    let step = report.failure().unwrap_or_else(|| panic!("expected a failure:\n{report}"));
+    let step = report
+        .failure()
+        .unwrap_or_else(|| panic!("expected a failure:\n{report}"));
     match &step.outcome {
         CheckOutcome::Failed { kind, reason } => (step.name.clone(), *kind, reason.clone()),
         CheckOutcome::Passed(_) => unreachable!(),
@@ -59,8 +61,12 @@ async fn success_lists_every_step_and_sends_no_record() {
         [
             "http sink: ok     resolve 127.0.0.1: 127.0.0.1".to_owned(),
             format!("http sink: ok     connect to 127.0.0.1:{port}: connected to 127.0.0.1:{port}"),
-            format!("http sink: ok     fetch an OAuth2 token from http://127.0.0.1:{port}/token: token received"),
-            format!("http sink: ok     OPTIONS http://127.0.0.1:{port}/hook (no record sent): answered 405 Method Not Allowed"),
+            format!(
+                "http sink: ok     fetch an OAuth2 token from http://127.0.0.1:{port}/token: token received"
+            ),
+            format!(
+                "http sink: ok     OPTIONS http://127.0.0.1:{port}/hook (no record sent): answered 405 Method Not Allowed"
+            ),
         ]
     );
     let hook = server.received_at("/hook");
@@ -76,10 +82,14 @@ async fn https_success_includes_the_handshake() {
     let server = Server::start_tls(&ca, |_| Reply::status(405)).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = ca.write_ca(dir.path());
-    let report = check(json!({"url": server.url("/hook"), "tls.ca_cert": ca_file.to_str().unwrap()})).await;
+    let report =
+        check(json!({"url": server.url("/hook"), "tls.ca_cert": ca_file.to_str().unwrap()})).await;
     assert!(report.is_ok(), "{report}");
     let text = report.to_string();
-    assert!(text.contains("ok     TLS handshake with 127.0.0.1: TLS 1.3, ALPN h2"), "{text}");
+    assert!(
+        text.contains("ok     TLS handshake with 127.0.0.1: TLS 1.3, ALPN h2"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -89,7 +99,10 @@ async fn wrong_port_is_unreachable() {
     let (step, kind, reason) = failure(&report);
     assert_eq!(step, format!("connect to 127.0.0.1:{port}"));
     assert_eq!(kind, FailureKind::Unreachable);
-    assert_eq!(reason, format!("127.0.0.1:{port}: Connection refused (os error 111)"));
+    assert_eq!(
+        reason,
+        format!("127.0.0.1:{port}: Connection refused (os error 111)")
+    );
 }
 
 #[tokio::test]
@@ -102,11 +115,20 @@ async fn refused_oauth2_credentials_are_auth_refused() {
     }))
     .await;
     let (step, kind, reason) = failure(&report);
-    assert_eq!(step, format!("fetch an OAuth2 token from {}", server.url("/token")));
+    assert_eq!(
+        step,
+        format!("fetch an OAuth2 token from {}", server.url("/token"))
+    );
     assert_eq!(kind, FailureKind::AuthRefused);
-    assert_eq!(reason, "the token endpoint answered 401 Unauthorized: invalid_client");
+    assert_eq!(
+        reason,
+        "the token endpoint answered 401 Unauthorized: invalid_client"
+    );
     assert!(!report.to_string().contains("wrong-secret"));
-    assert!(server.received_at("/hook").is_empty(), "stops at the first failure");
+    assert!(
+        server.received_at("/hook").is_empty(),
+        "stops at the first failure"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +136,10 @@ async fn unknown_endpoint_is_not_found() {
     let server = webhook().await;
     let report = check(json!({"url": server.url("/no-such-hook")})).await;
     let (step, kind, reason) = failure(&report);
-    assert_eq!(step, format!("OPTIONS {} (no record sent)", server.url("/no-such-hook")));
+    assert_eq!(
+        step,
+        format!("OPTIONS {} (no record sent)", server.url("/no-such-hook"))
+    );
     assert_eq!(kind, FailureKind::NotFound);
     assert_eq!(reason, "answered 404 Not Found: no such webhook");
 }
@@ -130,7 +155,10 @@ async fn missing_token_endpoint_is_not_found() {
     .await;
     let (_, kind, reason) = failure(&report);
     assert_eq!(kind, FailureKind::NotFound);
-    assert_eq!(reason, "the token endpoint answered 404 Not Found: no such webhook");
+    assert_eq!(
+        reason,
+        "the token endpoint answered 404 Not Found: no such webhook"
+    );
 }
 
 #[tokio::test]
@@ -163,16 +191,24 @@ async fn unresolvable_host_is_unreachable() {
     let (step, kind, reason) = failure(&report);
     assert_eq!(step, "resolve no-such-host.invalid");
     assert_eq!(kind, FailureKind::Unreachable);
-    assert!(reason.starts_with("cannot resolve `no-such-host.invalid`: "), "{reason}");
+    assert!(
+        reason.starts_with("cannot resolve `no-such-host.invalid`: "),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
 async fn refused_credentials_at_the_endpoint_are_auth_refused() {
     let server = Server::start(|r| {
-        if r.header("x-api-key") == Some("right") { Reply::status(405) } else { Reply::status(401).body("bad key") }
+        if r.header("x-api-key") == Some("right") {
+            Reply::status(405)
+        } else {
+            Reply::status(401).body("bad key")
+        }
     })
     .await;
-    let report = check(json!({"url": server.url("/hook"), "http_header": {"X-Api-Key": "wrong"}})).await;
+    let report =
+        check(json!({"url": server.url("/hook"), "http_header": {"X-Api-Key": "wrong"}})).await;
     let (_, kind, reason) = failure(&report);
     assert_eq!(kind, FailureKind::AuthRefused);
     assert_eq!(reason, "answered 401 Unauthorized: bad key");

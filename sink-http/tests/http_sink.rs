@@ -5,8 +5,8 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::time::Duration;
 
@@ -54,8 +54,15 @@ async fn renders_templates_headers_method_and_content_type() {
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(r.header("x-source"), Some("timeplus"));
     assert_eq!(r.header("x-api-key"), Some("k-123"));
-    assert!(r.header("user-agent").unwrap().starts_with("timeplus-connectors/"));
-    assert!(!format!("{sink:?}").contains("k-123"), "header secrets stay out of Debug");
+    assert!(
+        r.header("user-agent")
+            .unwrap()
+            .starts_with("timeplus-connectors/")
+    );
+    assert!(
+        !format!("{sink:?}").contains("k-123"),
+        "header secrets stay out of Debug"
+    );
 }
 
 #[tokio::test]
@@ -76,7 +83,12 @@ async fn whole_record_as_json_by_default_with_every_method() {
     let methods: Vec<String> = got.iter().map(|r| r.method.to_string()).collect();
     assert_eq!(methods, ["POST", "PUT", "PATCH", "GET", "DELETE"]);
     for r in &got {
-        assert_eq!(r.text(), r#"{"id":7,"name":"ada","ok":true}"#, "{}", r.method);
+        assert_eq!(
+            r.text(),
+            r#"{"id":7,"name":"ada","ok":true}"#,
+            "{}",
+            r.method
+        );
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
 }
@@ -89,9 +101,10 @@ async fn oauth2_token_fetched_once_reused_and_refreshed_after_expiry() {
         if r.path == "/token" {
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
             // Lives one second: refreshed a tenth of that early.
-            return Reply::ok()
-                .header("content-type", "application/json")
-                .body(json!({"access_token": format!("t{n}"), "token_type": "Bearer", "expires_in": 1}).to_string());
+            return Reply::ok().header("content-type", "application/json").body(
+                json!({"access_token": format!("t{n}"), "token_type": "Bearer", "expires_in": 1})
+                    .to_string(),
+            );
         }
         let current = format!("Bearer t{}", counter.load(Ordering::SeqCst));
         if r.header("authorization") == Some(current.as_str()) {
@@ -110,7 +123,11 @@ async fn oauth2_token_fetched_once_reused_and_refreshed_after_expiry() {
     sink.send(b).await.unwrap();
     sink.flush().await.unwrap();
     assert!(outcome.await.is_delivered());
-    assert_eq!(sink.client().tokens_fetched(), 1, "one token for three requests");
+    assert_eq!(
+        sink.client().tokens_fetched(),
+        1,
+        "one token for three requests"
+    );
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (b, outcome) = batch(numbered(1));
@@ -153,7 +170,8 @@ async fn oauth2_token_refreshed_once_on_401() {
     let server = Server::start(move |r| match r.path.as_str() {
         "/token" => {
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            Reply::ok().body(json!({"access_token": format!("t{n}"), "expires_in": 3600}).to_string())
+            Reply::ok()
+                .body(json!({"access_token": format!("t{n}"), "expires_in": 3600}).to_string())
         }
         // t1 was revoked on the server before it expired.
         "/api" if r.header("authorization") == Some("Bearer t1") => Reply::status(401),
@@ -173,18 +191,25 @@ async fn oauth2_token_refreshed_once_on_401() {
     assert_eq!(good.client().tokens_fetched(), 2);
     assert_eq!(server.received_at("/api").len(), 2);
 
-    let mut never = sink(json!({"url": server.url("/never"), "oauth2": oauth, "retries": 3, "retry_interval": "10ms"}));
+    let mut never = sink(
+        json!({"url": server.url("/never"), "oauth2": oauth, "retries": 3, "retry_interval": "10ms"}),
+    );
     let (b, outcome) = batch(numbered(1));
     never.send(b).await.unwrap();
     never.flush().await.unwrap();
     let status = outcome.await;
     assert!(matches!(status, AckStatus::Rejected(_)), "{status:?}");
     assert!(
-        error_text(&status).contains("answered 401 Unauthorized even with a freshly fetched OAuth2 token"),
+        error_text(&status)
+            .contains("answered 401 Unauthorized even with a freshly fetched OAuth2 token"),
         "{}",
         error_text(&status)
     );
-    assert_eq!(server.received_at("/never").len(), 2, "one refresh, no retries");
+    assert_eq!(
+        server.received_at("/never").len(),
+        2,
+        "one refresh, no retries"
+    );
 }
 
 #[tokio::test]
@@ -192,7 +217,9 @@ async fn oauth2_endpoint_refusing_fails_without_sending_or_leaking() {
     let server = Server::start(|r| match r.path.as_str() {
         "/token" => Reply::status(401)
             .header("content-type", "application/json")
-            .body(r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#),
+            .body(
+                r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#,
+            ),
         _ => Reply::ok(),
     })
     .await;
@@ -224,7 +251,14 @@ async fn oauth2_endpoint_refusing_fails_without_sending_or_leaking() {
 
 #[tokio::test]
 async fn retries_wait_the_configured_interval() {
-    let server = Server::start(|r| if r.n < 2 { Reply::status(503).body("warming up") } else { Reply::ok() }).await;
+    let server = Server::start(|r| {
+        if r.n < 2 {
+            Reply::status(503).body("warming up")
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
     let mut sink = sink(json!({
         "url": server.url("/in"), "retries": 3, "retry_interval": "300ms", "retry_backoff": "constant",
     }));
@@ -238,12 +272,22 @@ async fn retries_wait_the_configured_interval() {
         let gap = pair[1].at - pair[0].at;
         assert!(gap >= Duration::from_millis(300), "retried after {gap:?}");
     }
-    assert!(got.iter().all(|r| r.text() == r#"{"n":0}"#), "same body each time");
+    assert!(
+        got.iter().all(|r| r.text() == r#"{"n":0}"#),
+        "same body each time"
+    );
 }
 
 #[tokio::test]
 async fn exponential_backoff_doubles_the_wait() {
-    let server = Server::start(|r| if r.n < 3 { Reply::status(500) } else { Reply::ok() }).await;
+    let server = Server::start(|r| {
+        if r.n < 3 {
+            Reply::status(500)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
     let mut sink = sink(json!({"url": server.url("/in"), "retries": 3, "retry_interval": "100ms"}));
     let (b, outcome) = batch(numbered(1));
     sink.send(b).await.unwrap();
@@ -258,7 +302,9 @@ async fn exponential_backoff_doubles_the_wait() {
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let server = Server::start(|r| match r.n {
-        0 => Reply::status(429).header("retry-after", "1").body("slow down"),
+        0 => Reply::status(429)
+            .header("retry-after", "1")
+            .body("slow down"),
         1 => Reply::status(503).header("retry-after", "0"),
         _ => Reply::ok(),
     })
@@ -270,15 +316,21 @@ async fn retry_after_is_honoured() {
     assert!(outcome.await.is_delivered());
     let at: Vec<_> = server.received().iter().map(|r| r.at).collect();
     assert_eq!(at.len(), 3);
-    assert!(at[1] - at[0] >= Duration::from_secs(1), "waited {:?}", at[1] - at[0]);
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(1),
+        "waited {:?}",
+        at[1] - at[0]
+    );
 }
 
 #[tokio::test]
 async fn no_retry_on_400_and_the_answer_is_in_the_rejection() {
-    let server = Server::start(|_| Reply::status(400).body("field `temperature` is required\n")).await;
+    let server =
+        Server::start(|_| Reply::status(400).body("field `temperature` is required\n")).await;
     let mut sink = sink(json!({"url": server.url("/in"), "retries": 5, "retry_interval": "10ms"}));
     let records = vec![
-        Record::from_pairs([("n", Value::Int64(1))]).with_position(connector_core::Position::Sequence(41)),
+        Record::from_pairs([("n", Value::Int64(1))])
+            .with_position(connector_core::Position::Sequence(41)),
     ];
     let (b, outcome) = batch(records);
     sink.send(b).await.unwrap();
@@ -310,7 +362,9 @@ async fn long_error_answers_are_cut() {
 #[tokio::test]
 async fn exhausted_retries_fail_the_batch() {
     let server = Server::start(|_| Reply::status(502).body("bad gateway")).await;
-    let mut sink = sink(json!({"url": server.url("/in?token=s3cret"), "retries": 2, "retry_interval": "10ms"}));
+    let mut sink = sink(
+        json!({"url": server.url("/in?token=s3cret"), "retries": 2, "retry_interval": "10ms"}),
+    );
     let (b, outcome) = batch(numbered(1));
     sink.send(b).await.unwrap();
     sink.flush().await.unwrap();
@@ -320,7 +374,9 @@ async fn exhausted_retries_fail_the_batch() {
     let shown = format!("{}?...", server.url("/in"));
     assert_eq!(
         text,
-        format!("http sink: POST {shown} (record 0 of its batch): POST {shown} answered 502 Bad Gateway: bad gateway (gave up after 3 attempts)")
+        format!(
+            "http sink: POST {shown} (record 0 of its batch): POST {shown} answered 502 Bad Gateway: bad gateway (gave up after 3 attempts)"
+        )
     );
     assert!(!text.contains("s3cret"));
     assert_eq!(server.received().len(), 3);
@@ -337,7 +393,14 @@ fn accepts(n: usize) -> bool {
 
 #[tokio::test]
 async fn a_server_failing_half_the_requests_gets_every_record_once_per_success() {
-    let server = Server::start(|r| if accepts(r.n) { Reply::ok() } else { Reply::status(503) }).await;
+    let server = Server::start(|r| {
+        if accepts(r.n) {
+            Reply::ok()
+        } else {
+            Reply::status(503)
+        }
+    })
+    .await;
     let mut sink = sink(json!({
         "url": server.url("/in"), "paralism": 8, "retries": 30, "retry_interval": "5ms",
         "retry_max_interval": "20ms",
@@ -355,7 +418,11 @@ async fn a_server_failing_half_the_requests_gets_every_record_once_per_success()
     // What the server accepted: every record exactly once.
     let all = server.received();
     let refused = all.iter().filter(|r| !accepts(r.n)).count();
-    assert!(refused > 100, "about half refused: {refused} of {}", all.len());
+    assert!(
+        refused > 100,
+        "about half refused: {refused} of {}",
+        all.len()
+    );
     let mut accepted: BTreeMap<i64, usize> = BTreeMap::new();
     for r in all.iter().filter(|r| accepts(r.n)) {
         *accepted.entry(r.json()["n"].as_i64().unwrap()).or_default() += 1;
@@ -416,7 +483,10 @@ async fn records_with_the_same_key_keep_their_order() {
     for r in &got {
         let body = r.text();
         let (key, seq) = body.split_once(':').unwrap();
-        per_key.entry(key.to_owned()).or_default().push((seq.parse().unwrap(), r.at));
+        per_key
+            .entry(key.to_owned())
+            .or_default()
+            .push((seq.parse().unwrap(), r.at));
     }
     for (key, requests) in &per_key {
         let seqs: Vec<u64> = requests.iter().map(|(s, _)| *s).collect();
@@ -426,7 +496,10 @@ async fn records_with_the_same_key_keep_their_order() {
         assert_eq!(seqs.len(), 10);
         // The next request of a key comes only after the previous answer.
         for pair in requests.windows(2) {
-            assert!(pair[1].1 - pair[0].1 >= delay(pair[0].0), "key {key} overlapped");
+            assert!(
+                pair[1].1 - pair[0].1 >= delay(pair[0].0),
+                "key {key} overlapped"
+            );
         }
     }
     // Keys run side by side: 4 keys on 8 slots, one request per key at a time.
@@ -436,7 +509,9 @@ async fn records_with_the_same_key_keep_their_order() {
 #[tokio::test]
 async fn timeouts_are_retried_then_reported() {
     let server = Server::start(|_| Reply::ok().delay(Duration::from_secs(3))).await;
-    let mut sink = sink(json!({"url": server.url("/slow"), "timeout": "200ms", "retries": 1, "retry_interval": "10ms"}));
+    let mut sink = sink(
+        json!({"url": server.url("/slow"), "timeout": "200ms", "retries": 1, "retry_interval": "10ms"}),
+    );
     let (b, outcome) = batch(numbered(1));
     sink.send(b).await.unwrap();
     sink.flush().await.unwrap();
@@ -453,7 +528,9 @@ async fn timeouts_are_retried_then_reported() {
 #[tokio::test]
 async fn connection_refused_is_retried_and_reported() {
     let port = testkit::free_port();
-    let mut sink = sink(json!({"url": format!("http://127.0.0.1:{port}/in"), "retries": 1, "retry_interval": "10ms"}));
+    let mut sink = sink(
+        json!({"url": format!("http://127.0.0.1:{port}/in"), "retries": 1, "retry_interval": "10ms"}),
+    );
     let (b, outcome) = batch(numbered(1));
     sink.send(b).await.unwrap();
     sink.flush().await.unwrap();
@@ -465,20 +542,31 @@ async fn connection_refused_is_retried_and_reported() {
 #[tokio::test]
 async fn batch_formats_send_several_records_per_request() {
     let server = Server::start(|_| Reply::ok()).await;
-    let mut array = sink(json!({"url": server.url("/array"), "batch_format": "json_array", "batch_size": 3}));
+    let mut array =
+        sink(json!({"url": server.url("/array"), "batch_format": "json_array", "batch_size": 3}));
     assert_eq!(array.batch_limits().max_records, 3);
     let (b, outcome) = batch(numbered(7));
     array.send(b).await.unwrap();
     array.flush().await.unwrap();
     assert!(outcome.await.is_delivered());
-    let bodies: Vec<serde_json::Value> = server.received_at("/array").iter().map(|r| r.json()).collect();
+    let bodies: Vec<serde_json::Value> = server
+        .received_at("/array")
+        .iter()
+        .map(|r| r.json())
+        .collect();
     assert_eq!(
         bodies,
-        [json!([{"n": 0}, {"n": 1}, {"n": 2}]), json!([{"n": 3}, {"n": 4}, {"n": 5}]), json!([{"n": 6}])]
+        [
+            json!([{"n": 0}, {"n": 1}, {"n": 2}]),
+            json!([{"n": 3}, {"n": 4}, {"n": 5}]),
+            json!([{"n": 6}])
+        ]
     );
 
-    let mut ndjson = sink(json!({"url": server.url("/nd"), "batch_format": "ndjson", "batch_size": 10,
-                                 "payload_field": "{\"v\": {{ .n }}}"}));
+    let mut ndjson = sink(
+        json!({"url": server.url("/nd"), "batch_format": "ndjson", "batch_size": 10,
+                                 "payload_field": "{\"v\": {{ .n }}}"}),
+    );
     let (b, outcome) = batch(numbered(3));
     ndjson.send(b).await.unwrap();
     ndjson.flush().await.unwrap();
@@ -492,7 +580,11 @@ async fn batch_formats_send_several_records_per_request() {
 #[tokio::test]
 async fn one_bad_record_rejects_its_batch_but_the_others_arrive() {
     let server = Server::start(|r| {
-        if r.json()["n"] == 2 { Reply::status(400).body("bad n") } else { Reply::ok() }
+        if r.json()["n"] == 2 {
+            Reply::status(400).body("bad n")
+        } else {
+            Reply::ok()
+        }
     })
     .await;
     let mut sink = sink(json!({"url": server.url("/in"), "paralism": 2}));
@@ -501,7 +593,11 @@ async fn one_bad_record_rejects_its_batch_but_the_others_arrive() {
     sink.flush().await.unwrap();
     let status = outcome.await;
     assert!(matches!(status, AckStatus::Rejected(_)));
-    assert!(error_text(&status).contains("rejected record 2 of its batch"), "{}", error_text(&status));
+    assert!(
+        error_text(&status).contains("rejected record 2 of its batch"),
+        "{}",
+        error_text(&status)
+    );
     assert_eq!(server.received().len(), 5);
 }
 
@@ -512,7 +608,8 @@ async fn https_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = ca.write_ca(dir.path());
 
-    let mut trusted = sink(json!({"url": server.url("/in"), "tls": {"ca_cert": ca_file.to_str().unwrap()}}));
+    let mut trusted =
+        sink(json!({"url": server.url("/in"), "tls": {"ca_cert": ca_file.to_str().unwrap()}}));
     let (b, outcome) = batch(numbered(1));
     trusted.send(b).await.unwrap();
     trusted.flush().await.unwrap();
@@ -523,7 +620,10 @@ async fn https_with_a_private_ca() {
     untrusted.send(b).await.unwrap();
     untrusted.flush().await.unwrap();
     let text = error_text(&outcome.await);
-    assert!(text.contains("invalid peer certificate: UnknownIssuer"), "{text}");
+    assert!(
+        text.contains("invalid peer certificate: UnknownIssuer"),
+        "{text}"
+    );
 
     let mut unverified = sink(json!({"url": server.url("/in"), "tls.skip_verify_server": true}));
     let (b, outcome) = batch(numbered(1));
@@ -544,7 +644,10 @@ async fn dropping_the_sink_fails_what_is_still_waiting() {
     }
     drop(sink);
     let text = error_text(&outcome.await);
-    assert!(text.contains("the sink was shut down before the request was delivered"), "{text}");
+    assert!(
+        text.contains("the sink was shut down before the request was delivered"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,7 +672,11 @@ async fn generator_to_webhook_through_a_pipeline() {
         .await
         .unwrap();
     assert_eq!(report.metrics.records_out, 200);
-    let posts: Vec<_> = server.received().into_iter().filter(|r| r.method == "POST").collect();
+    let posts: Vec<_> = server
+        .received()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
     assert_eq!(posts.len(), 200);
     for r in &posts {
         let v = r.json();

@@ -186,12 +186,17 @@ mod tests {
                    "header": {"X-A": 1}, "min_intervall": "1s"}),
         )
         .unwrap();
-        let err = SlackConfig::from_properties(&props).unwrap_err().to_string();
+        let err = SlackConfig::from_properties(&props)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("property `url`: the URL is not a valid URL: relative URL without a base"),
             "{err}"
         );
-        assert!(err.contains("property `template`: template `{{ range .x }}`"), "{err}");
+        assert!(
+            err.contains("property `template`: template `{{ range .x }}`"),
+            "{err}"
+        );
         assert!(err.contains("did you mean `min_interval`?"), "{err}");
         assert!(!err.contains("s3cretToken"), "{err}");
 
@@ -212,6 +217,9 @@ mod tests {
         let err = SlackConfig::from_properties(&Properties::new())
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "slack sink: property `url`: required property is missing");
+        assert_eq!(
+            err,
+            "slack sink: property `url`: required property is missing"
+        );
     }
 }

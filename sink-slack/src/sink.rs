@@ -212,21 +212,29 @@ mod tests {
         assert!(classify(StatusCode::BAD_REQUEST, "no_text").is_ok());
         assert_eq!(
             classify(StatusCode::NOT_FOUND, "no_service").unwrap_err(),
-            (FailureKind::NotFound, "Slack answered 404 Not Found: no_service".into())
+            (
+                FailureKind::NotFound,
+                "Slack answered 404 Not Found: no_service".into()
+            )
         );
         assert_eq!(
-            classify(StatusCode::FORBIDDEN, "invalid_token").unwrap_err().0,
+            classify(StatusCode::FORBIDDEN, "invalid_token")
+                .unwrap_err()
+                .0,
             FailureKind::AuthRefused
         );
         assert_eq!(
-            classify(StatusCode::GONE, "channel_is_archived").unwrap_err().0,
+            classify(StatusCode::GONE, "channel_is_archived")
+                .unwrap_err()
+                .0,
             FailureKind::NotFound
         );
         assert_eq!(
             classify(StatusCode::OK, "").unwrap_err(),
             (
                 FailureKind::Invalid,
-                "Slack answered 200 OK (an empty message was accepted: is this a Slack webhook?)".into()
+                "Slack answered 200 OK (an empty message was accepted: is this a Slack webhook?)"
+                    .into()
             )
         );
     }

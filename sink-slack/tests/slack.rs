@@ -48,13 +48,23 @@ async fn webhook(
     let response = answer(&fake, &team, &token, &headers, &body, now);
     let mut ws = fake.workspace.lock().unwrap();
     let text = String::from_utf8_lossy(&body).into_owned();
-    ws.requests.push((text, headers, now, response.status().as_u16()));
+    ws.requests
+        .push((text, headers, now, response.status().as_u16()));
     response
 }
 
-fn answer(fake: &Fake, team: &str, token: &str, headers: &HeaderMap, body: &[u8], now: Instant) -> Response {
+fn answer(
+    fake: &Fake,
+    team: &str,
+    token: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Instant,
+) -> Response {
     let mut ws = fake.workspace.lock().unwrap();
-    let reply = |status: u16, text: &str| (StatusCode::from_u16(status).unwrap(), text.to_owned()).into_response();
+    let reply = |status: u16, text: &str| {
+        (StatusCode::from_u16(status).unwrap(), text.to_owned()).into_response()
+    };
     if team != "T000" {
         return reply(404, "no_team");
     }
@@ -67,7 +77,11 @@ fn answer(fake: &Fake, team: &str, token: &str, headers: &HeaderMap, body: &[u8]
     let Ok(payload) = serde_json::from_slice::<serde_json::Value>(body) else {
         return reply(400, "invalid_payload");
     };
-    let Some(text) = payload.get("text").and_then(|t| t.as_str()).filter(|t| !t.is_empty()) else {
+    let Some(text) = payload
+        .get("text")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+    else {
         return reply(400, "no_text");
     };
     if text.contains("#archived") {
@@ -78,7 +92,9 @@ fn answer(fake: &Fake, team: &str, token: &str, headers: &HeaderMap, body: &[u8]
     {
         ws.limited += 1;
         let mut response = reply(429, "rate_limited");
-        response.headers_mut().insert("retry-after", "1".parse().unwrap());
+        response
+            .headers_mut()
+            .insert("retry-after", "1".parse().unwrap());
         return response;
     }
     ws.last = Some(now);
@@ -105,7 +121,10 @@ impl Slack {
             rate,
         });
         let app = axum::Router::new()
-            .route("/services/{team}/{bot}/{token}", axum::routing::post(webhook))
+            .route(
+                "/services/{team}/{bot}/{token}",
+                axum::routing::post(webhook),
+            )
             .fallback(|| async { (StatusCode::NOT_FOUND, "no_service") })
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -139,7 +158,10 @@ async fn deliver(sink: &mut SlackSink, records: Vec<Record>) -> AckStatus {
 }
 
 fn reading(device: &str, number: f64) -> Record {
-    Record::from_pairs([("device", Value::from(device)), ("number", Value::Float64(number))])
+    Record::from_pairs([
+        ("device", Value::from(device)),
+        ("number", Value::Float64(number)),
+    ])
 }
 
 #[tokio::test]
@@ -156,10 +178,16 @@ async fn posts_the_rendered_template_as_text_with_headers() {
     let requests = slack.requests();
     assert_eq!(requests.len(), 1);
     let (body, headers, _, _) = &requests[0];
-    assert_eq!(body, r#"{"text":"Sensor device_1 reads 95.5 (<no value>)"}"#);
+    assert_eq!(
+        body,
+        r#"{"text":"Sensor device_1 reads 95.5 (<no value>)"}"#
+    );
     assert_eq!(headers["x-team"], "ops");
     assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(slack.posted()[0].0, "Sensor device_1 reads 95.5 (<no value>)");
+    assert_eq!(
+        slack.posted()[0].0,
+        "Sensor device_1 reads 95.5 (<no value>)"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +202,9 @@ async fn without_a_template_the_record_is_the_text() {
 #[tokio::test]
 async fn messages_are_paced_and_keep_their_order() {
     let slack = Slack::start(None).await;
-    let mut sink = slack_sink(json!({"url": slack.url(TOKEN), "template": "{{ .device }}", "min_interval": "300ms"}));
+    let mut sink = slack_sink(
+        json!({"url": slack.url(TOKEN), "template": "{{ .device }}", "min_interval": "300ms"}),
+    );
     let records = (0..4).map(|n| reading(&format!("d{n}"), 0.0)).collect();
     assert!(deliver(&mut sink, records).await.is_delivered());
     let posted = slack.posted();
@@ -182,7 +212,11 @@ async fn messages_are_paced_and_keep_their_order() {
     assert_eq!(texts, ["d0", "d1", "d2", "d3"]);
     // Spaced on the client side; arrival allows for a little transit jitter.
     for pair in posted.windows(2) {
-        assert!(pair[1].1 - pair[0].1 >= Duration::from_millis(250), "{:?}", pair[1].1 - pair[0].1);
+        assert!(
+            pair[1].1 - pair[0].1 >= Duration::from_millis(250),
+            "{:?}",
+            pair[1].1 - pair[0].1
+        );
     }
 }
 
@@ -200,11 +234,17 @@ async fn rate_limits_are_waited_out_without_dropping() {
     let posted = slack.posted();
     let texts: Vec<&str> = posted.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(texts, ["d0", "d1", "d2"], "every message once, in order");
-    assert!(slack.fake.workspace.lock().unwrap().limited >= 2, "the limit was hit");
+    assert!(
+        slack.fake.workspace.lock().unwrap().limited >= 2,
+        "the limit was hit"
+    );
     // After a 429 the sink waited the Retry-After second.
     let requests = slack.requests();
     for pair in requests.windows(2).filter(|p| p[0].3 == 429) {
-        assert!(pair[1].2 - pair[0].2 >= Duration::from_millis(950), "retried too soon");
+        assert!(
+            pair[1].2 - pair[0].2 >= Duration::from_millis(950),
+            "retried too soon"
+        );
         assert_eq!(pair[1].0, pair[0].0, "the same message again");
     }
 }
@@ -212,7 +252,9 @@ async fn rate_limits_are_waited_out_without_dropping() {
 #[tokio::test]
 async fn slack_errors_are_reported_verbatim() {
     let slack = Slack::start(None).await;
-    let mut sink = slack_sink(json!({"url": slack.url(TOKEN), "template": "{{ .device }}", "min_interval": "0ms"}));
+    let mut sink = slack_sink(
+        json!({"url": slack.url(TOKEN), "template": "{{ .device }}", "min_interval": "0ms"}),
+    );
     let status = deliver(
         &mut sink,
         vec![reading("#archived", 0.0).with_position(Position::Sequence(7))],
@@ -227,14 +269,30 @@ async fn slack_errors_are_reported_verbatim() {
         )
     );
 
-    let mut empty = slack_sink(json!({"url": slack.url(TOKEN), "template": "{{- .blank -}}", "min_interval": "0ms"}));
-    let status = deliver(&mut empty, vec![Record::from_pairs([("blank", Value::from(""))])]).await;
-    assert!(status.error().unwrap().to_string().ends_with("answered 400 Bad Request: no_text"));
+    let mut empty = slack_sink(
+        json!({"url": slack.url(TOKEN), "template": "{{- .blank -}}", "min_interval": "0ms"}),
+    );
+    let status = deliver(
+        &mut empty,
+        vec![Record::from_pairs([("blank", Value::from(""))])],
+    )
+    .await;
+    assert!(
+        status
+            .error()
+            .unwrap()
+            .to_string()
+            .ends_with("answered 400 Bad Request: no_text")
+    );
 
-    let mut wrong = slack_sink(json!({"url": slack.url("wrongToken"), "min_interval": "0ms", "retries": 3}));
+    let mut wrong =
+        slack_sink(json!({"url": slack.url("wrongToken"), "min_interval": "0ms", "retries": 3}));
     let status = deliver(&mut wrong, vec![reading("x", 1.0)]).await;
     let text = status.error().unwrap().to_string();
-    assert!(text.ends_with("answered 403 Forbidden: invalid_token"), "{text}");
+    assert!(
+        text.ends_with("answered 403 Forbidden: invalid_token"),
+        "{text}"
+    );
     assert_eq!(slack.requests().len(), 3, "4xx answers are not retried");
     assert!(!text.contains("wrongToken"));
 }
@@ -243,12 +301,17 @@ async fn slack_errors_are_reported_verbatim() {
 async fn the_url_never_shows() {
     let port = testkit::free_port();
     let url = format!("http://127.0.0.1:{port}/services/T000/B000/{TOKEN}");
-    let mut sink = slack_sink(json!({"url": url, "retries": 1, "retry_interval": "10ms", "min_interval": "0ms"}));
+    let mut sink = slack_sink(
+        json!({"url": url, "retries": 1, "retry_interval": "10ms", "min_interval": "0ms"}),
+    );
     assert!(!format!("{sink:?}").contains(TOKEN));
     let status = deliver(&mut sink, vec![reading("x", 1.0)]).await;
     let text = status.error().unwrap().to_string();
     assert!(text.contains("Connection refused"), "{text}");
-    assert!(!text.contains(TOKEN) && !text.contains("/services/"), "{text}");
+    assert!(
+        !text.contains(TOKEN) && !text.contains("/services/"),
+        "{text}"
+    );
     let report = sink.check(Duration::from_secs(2)).await;
     assert!(!report.to_string().contains(TOKEN), "{report}");
 }
@@ -262,11 +325,16 @@ async fn check_passes_without_posting() {
     let last = report.steps.last().unwrap();
     assert_eq!(
         last.name,
-        format!("post an empty message to the Slack webhook at 127.0.0.1:{} (nothing is posted)", slack.port)
+        format!(
+            "post an empty message to the Slack webhook at 127.0.0.1:{} (nothing is posted)",
+            slack.port
+        )
     );
     assert_eq!(
         last.outcome,
-        CheckOutcome::Passed("the webhook exists (Slack refused the empty message with `no_text`)".into())
+        CheckOutcome::Passed(
+            "the webhook exists (Slack refused the empty message with `no_text`)".into()
+        )
     );
     assert!(slack.posted().is_empty());
 }
@@ -274,7 +342,9 @@ async fn check_passes_without_posting() {
 async fn check_failure(url: String) -> (String, FailureKind, String) {
     let mut sink = slack_sink(json!({"url": url}));
     let report = sink.check(Duration::from_secs(5)).await;
-    let step = report.failure().unwrap_or_else(|| panic!("expected a failure:\n{report}"));
+    let step = report
+        .failure()
+        .unwrap_or_else(|| panic!("expected a failure:\n{report}"));
     match &step.outcome {
         CheckOutcome::Failed { kind, reason } => (step.name.clone(), *kind, reason.clone()),
         CheckOutcome::Passed(_) => unreachable!(),
@@ -284,11 +354,16 @@ async fn check_failure(url: String) -> (String, FailureKind, String) {
 #[tokio::test]
 async fn check_wrong_port() {
     let port = testkit::free_port();
-    let (step, kind, reason) =
-        check_failure(format!("http://127.0.0.1:{port}/services/T000/B000/{TOKEN}")).await;
+    let (step, kind, reason) = check_failure(format!(
+        "http://127.0.0.1:{port}/services/T000/B000/{TOKEN}"
+    ))
+    .await;
     assert_eq!(step, format!("connect to 127.0.0.1:{port}"));
     assert_eq!(kind, FailureKind::Unreachable);
-    assert_eq!(reason, format!("127.0.0.1:{port}: Connection refused (os error 111)"));
+    assert_eq!(
+        reason,
+        format!("127.0.0.1:{port}: Connection refused (os error 111)")
+    );
 }
 
 #[tokio::test]
@@ -302,10 +377,15 @@ async fn check_wrong_token_is_auth_refused() {
 #[tokio::test]
 async fn check_unknown_webhook_is_not_found() {
     let slack = Slack::start(None).await;
-    let (_, kind, reason) = check_failure(format!("http://127.0.0.1:{}/services/T999/B000/{TOKEN}", slack.port)).await;
+    let (_, kind, reason) = check_failure(format!(
+        "http://127.0.0.1:{}/services/T999/B000/{TOKEN}",
+        slack.port
+    ))
+    .await;
     assert_eq!(kind, FailureKind::NotFound);
     assert_eq!(reason, "Slack answered 404 Not Found: no_team");
-    let (_, kind, reason) = check_failure(format!("http://127.0.0.1:{}/hooks/nothing", slack.port)).await;
+    let (_, kind, reason) =
+        check_failure(format!("http://127.0.0.1:{}/hooks/nothing", slack.port)).await;
     assert_eq!(kind, FailureKind::NotFound);
     assert_eq!(reason, "Slack answered 404 Not Found: no_service");
 }
@@ -313,11 +393,17 @@ async fn check_unknown_webhook_is_not_found() {
 #[tokio::test]
 async fn check_tls_to_a_plain_port() {
     let slack = Slack::start(None).await;
-    let (step, kind, reason) =
-        check_failure(format!("https://127.0.0.1:{}/services/T000/B000/{TOKEN}", slack.port)).await;
+    let (step, kind, reason) = check_failure(format!(
+        "https://127.0.0.1:{}/services/T000/B000/{TOKEN}",
+        slack.port
+    ))
+    .await;
     assert_eq!(step, "TLS handshake with 127.0.0.1");
     assert_eq!(kind, FailureKind::Tls);
-    assert!(reason.starts_with("received corrupt message of type InvalidContentType"), "{reason}");
+    assert!(
+        reason.starts_with("received corrupt message of type InvalidContentType"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,7 +416,9 @@ async fn generator_to_slack_through_a_pipeline() {
         ("seed", "9"),
     ]))
     .unwrap();
-    let sink = slack_sink(json!({"url": slack.url(TOKEN), "template": "{{ .device }}: {{ .number }}", "min_interval": "20ms"}));
+    let sink = slack_sink(
+        json!({"url": slack.url(TOKEN), "template": "{{ .device }}: {{ .number }}", "min_interval": "20ms"}),
+    );
     let report = connector_core::Pipeline::new(source)
         .to(sink)
         .check_on_start(Duration::from_secs(5))

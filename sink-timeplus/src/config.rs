@@ -204,7 +204,8 @@ mod tests {
 
     #[test]
     fn defaults_and_problems() {
-        let c = TimeplusConfig::from_properties(&Properties::from_pairs([("stream_name", "s")])).unwrap();
+        let c = TimeplusConfig::from_properties(&Properties::from_pairs([("stream_name", "s")]))
+            .unwrap();
         assert_eq!(c.url.as_str(), "http://localhost:3218/");
         assert_eq!(c.batch_size, 1000);
         assert!(c.api_key.is_none() && c.basic_auth.is_none() && !c.changelog);

@@ -74,7 +74,11 @@ impl TimeplusSink {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = &config.api_key {
             let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
-                Error::config(name.clone(), "api_key", "holds characters not allowed in a header")
+                Error::config(
+                    name.clone(),
+                    "api_key",
+                    "holds characters not allowed in a header",
+                )
             })?;
             value.set_sensitive(true);
             headers.insert(HeaderName::from_static("x-api-key"), value);
@@ -99,7 +103,10 @@ impl TimeplusSink {
         lookup_headers.remove(CONTENT_TYPE);
         let stream = Endpoint::new(
             Method::GET,
-            join(&config.url, &["proton", "v1", "ddl", "streams", "default", stream]),
+            join(
+                &config.url,
+                &["proton", "v1", "ddl", "streams", "default", stream],
+            ),
         )
         .with_headers(lookup_headers);
         Ok(TimeplusSink {
@@ -243,10 +250,15 @@ impl Sink for TimeplusSink {
         let name = self.config.stream_name.clone();
         report
             .step(
-                format!("look up stream `{name}` ({} {})", stream.method, stream.display),
+                format!(
+                    "look up stream `{name}` ({} {})",
+                    stream.method, stream.display
+                ),
                 timeout,
                 async move {
-                    let (status, body) = client.probe(Method::GET, &stream, Bytes::new(), false).await?;
+                    let (status, body) = client
+                        .probe(Method::GET, &stream, Bytes::new(), false)
+                        .await?;
                     if status.is_success() {
                         return Ok(format!("stream `{name}` exists"));
                     }

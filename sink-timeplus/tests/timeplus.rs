@@ -57,7 +57,8 @@ async fn ingest(
         return error(
             401,
             516,
-            "Authentication failed: password is incorrect or there is no user with such name".into(),
+            "Authentication failed: password is incorrect or there is no user with such name"
+                .into(),
         );
     }
     let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&body) else {
@@ -88,7 +89,10 @@ async fn ingest(
         let row = row.as_array().unwrap();
         let object: serde_json::Map<String, serde_json::Value> =
             names.iter().cloned().zip(row.iter().cloned()).collect();
-        p.rows.entry(stream.clone()).or_default().push(object.into());
+        p.rows
+            .entry(stream.clone())
+            .or_default()
+            .push(object.into());
     }
     (StatusCode::OK, json!({"request_id": "r-2"}).to_string()).into_response()
 }
@@ -134,12 +138,17 @@ impl Server {
         {
             let mut p = proton.lock().unwrap();
             let columns = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
-            p.streams.insert("iot".into(), columns(&["device", "number", "time"]));
-            p.streams.insert("kv".into(), columns(&["id", "v", "_tp_delta"]));
+            p.streams
+                .insert("iot".into(), columns(&["device", "number", "time"]));
+            p.streams
+                .insert("kv".into(), columns(&["id", "v", "_tp_delta"]));
             p.streams.insert("mixed".into(), columns(&["a", "b"]));
         }
         let app = axum::Router::new()
-            .route("/proton/v1/ingest/streams/{stream}", axum::routing::post(ingest))
+            .route(
+                "/proton/v1/ingest/streams/{stream}",
+                axum::routing::post(ingest),
+            )
             .route(
                 "/proton/v1/ddl/streams/{database}/{stream}",
                 axum::routing::get(describe),
@@ -185,7 +194,10 @@ fn reading(n: i64) -> Record {
     Record::from_pairs([
         ("device", Value::from(format!("device_{}", n % 3))),
         ("number", Value::Float64(n as f64 / 2.0)),
-        ("time", Value::Timestamp(1_642_932_000_123_000 + n * 1_000_000)),
+        (
+            "time",
+            Value::Timestamp(1_642_932_000_123_000 + n * 1_000_000),
+        ),
     ])
 }
 
@@ -288,7 +300,11 @@ async fn server_errors_are_retried_and_refusals_reported_verbatim() {
     assert_eq!(server.rows("iot").len(), 1, "stored once");
 
     let mut wrong = timeplus(json!({"stream_name": "iot", "url": server.url(), "api_key": KEY}));
-    let status = deliver(&mut wrong, vec![Record::from_pairs([("devise", Value::from("x"))])]).await;
+    let status = deliver(
+        &mut wrong,
+        vec![Record::from_pairs([("devise", Value::from("x"))])],
+    )
+    .await;
     assert!(matches!(status, AckStatus::Rejected(_)), "{status:?}");
     assert_eq!(
         status.error().unwrap().to_string(),
@@ -302,7 +318,10 @@ async fn server_errors_are_retried_and_refusals_reported_verbatim() {
         timeplus(json!({"stream_name": "iot", "url": server.url(), "api_key": "nope-key"}));
     let status = deliver(&mut unauthenticated, vec![reading(1)]).await;
     let text = status.error().unwrap().to_string();
-    assert!(text.contains("answered 401 Unauthorized: {\"code\":516"), "{text}");
+    assert!(
+        text.contains("answered 401 Unauthorized: {\"code\":516"),
+        "{text}"
+    );
     assert!(!text.contains("nope-key") && !format!("{unauthenticated:?}").contains("nope-key"));
 }
 
@@ -400,7 +419,11 @@ async fn pipelines_chained_in_process_end_in_a_stream() {
     .unwrap();
     let (to_next, from_previous) = memory::channel(4);
     let upstream = Pipeline::new(source)
-        .filter(|r| r.get("number").and_then(Value::as_f64).is_some_and(|n| n >= 50.0))
+        .filter(|r| {
+            r.get("number")
+                .and_then(Value::as_f64)
+                .is_some_and(|n| n >= 50.0)
+        })
         .to(to_next);
     let sink = timeplus(
         json!({"stream_name": "iot", "url": server.url(), "api_key": KEY, "batch_size": 64}),

@@ -127,15 +127,9 @@ async fn handle(
         tokio::time::sleep(reply.delay).await;
     }
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-    let mut response = (
-        StatusCode::from_u16(reply.status).unwrap(),
-        reply.body,
-    )
-        .into_response();
+    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (name, value) in reply.headers {
-        response
-            .headers_mut()
-            .insert(name, value.parse().unwrap());
+        response.headers_mut().insert(name, value.parse().unwrap());
     }
     response
 }
@@ -191,11 +185,15 @@ impl Server {
         let app = router(shared.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let acceptor = acceptor.clone();
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let _ = Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
                         .await;
@@ -259,13 +257,14 @@ impl TestCa {
     }
 
     fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        let mut config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![self.cert.clone()], self.key.clone_key())
-                .unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![self.cert.clone()], self.key.clone_key())
+        .unwrap();
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Arc::new(config)
     }
