@@ -119,7 +119,11 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
 ///     .retry(RetryPolicy::new(3, Duration::from_secs(1)));
 /// assert_eq!(config.method, reqwest::Method::POST);
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the URL without credentials or query string (see
+/// [`redact_url`](crate::redact_url)) and no header value that usually
+/// carries credentials.
+#[derive(Clone)]
 pub struct HttpSinkConfig {
     /// Target URL.
     pub url: Url,
@@ -148,6 +152,26 @@ pub struct HttpSinkConfig {
     pub batch_wait: Duration,
     /// Certificate verification.
     pub tls: TlsSettings,
+}
+
+impl std::fmt::Debug for HttpSinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSinkConfig")
+            .field("url", &crate::redact_url(&self.url))
+            .field("method", &self.method)
+            .field("content_type", &self.content_type)
+            .field("payload", &self.payload)
+            .field("headers", &self.headers)
+            .field("oauth2", &self.oauth2)
+            .field("parallelism", &self.parallelism)
+            .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
+            .field("batch_format", &self.batch_format)
+            .field("batch_size", &self.batch_size)
+            .field("batch_wait", &self.batch_wait)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl HttpSinkConfig {
@@ -452,6 +476,10 @@ mod tests {
         assert_eq!(o.client_secret.expose(), "s3cret");
         assert_eq!(o.scopes, ["a", "b"]);
         assert!(!format!("{nested:?}").contains("s3cret"));
+        let with_token = from_json(json!({"url": "https://u:pw@x.org/in?token=t0k"})).unwrap();
+        let shown = format!("{with_token:?}");
+        assert!(shown.contains("url: \"https://x.org/in?...\""), "{shown}");
+        assert!(!shown.contains("pw") && !shown.contains("t0k"), "{shown}");
     }
 
     #[test]
