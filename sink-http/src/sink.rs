@@ -27,8 +27,14 @@ use crate::inflight::Dispatcher;
 /// again), rejected when the server refused one with a `4xx`.
 /// [`Sink::flush`] waits for every request in flight.
 ///
-/// Dropping the sink without [`Sink::close`] stops its requests; their
-/// batches resolve as failed.
+/// Dropping the sink without [`Sink::close`] stops its waiting requests;
+/// their batches resolve as failed.
+///
+/// In a [`Pipeline`](connector_core::Pipeline), records arrive in batches
+/// and each batch stays in flight until all of its requests ended: with
+/// small batches (a slow source), give the pipeline at least `paralism`
+/// batches in flight (`Pipeline::max_in_flight`) or the pipeline, not the
+/// sink, limits the requests in flight.
 pub struct HttpSink {
     name: String,
     config: HttpSinkConfig,
