@@ -650,10 +650,7 @@ async fn dropping_the_sink_fails_what_is_still_waiting() {
     );
 }
 
-// One thread: the pipeline releases a batch's in-flight slot before it
-// counts the batch as delivered, so on several threads its final metrics
-// can miss the last batch.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generator_to_webhook_through_a_pipeline() {
     let server = Server::start(|_| Reply::ok().delay(Duration::from_millis(2))).await;
     let source = source_generator::GeneratorSource::from_properties(&Properties::from_pairs([

@@ -406,10 +406,7 @@ async fn check_tls_to_a_plain_port() {
     );
 }
 
-// One thread: the pipeline releases a batch's in-flight slot before it
-// counts the batch as delivered, so on several threads its final metrics
-// can miss the last batch.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generator_to_slack_through_a_pipeline() {
     let slack = Slack::start(None).await;
     let source = source_generator::GeneratorSource::from_properties(&Properties::from_pairs([

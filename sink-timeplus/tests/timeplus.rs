@@ -407,10 +407,7 @@ async fn check_tls_to_a_plain_port() {
     );
 }
 
-// One thread: the pipeline releases a batch's in-flight slot before it
-// counts the batch as delivered, so on several threads its final metrics
-// can miss the last batch.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelines_chained_in_process_end_in_a_stream() {
     let server = Server::start().await;
     let source = source_generator::GeneratorSource::from_properties(&Properties::from_pairs([
