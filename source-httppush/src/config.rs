@@ -438,13 +438,18 @@ impl HttpPushConfig {
         }
 
         config.endpoint = r.required("endpoint");
-        if let Err(reason) = check_endpoint(&config.endpoint) {
+        if (r.is_set("endpoint") || !config.endpoint.is_empty())
+            && let Err(reason) = check_endpoint(&config.endpoint)
+        {
             r.invalid("endpoint", reason);
         }
         let method: String = r.required("method");
         match PushMethod::parse(method.trim()) {
             Some(m) => config.method = m,
-            None => r.invalid("method", format!("expected `POST` or `PUT`, got `{method}`")),
+            None => r.invalid(
+                "method",
+                format!("expected `POST` or `PUT`, got `{method}`"),
+            ),
         }
         config.format = BodyFormat::Format(Box::new(FormatConfig::read(&mut r)));
 
@@ -452,7 +457,10 @@ impl HttpPushConfig {
         config.retain_size = r.required("retain_size");
         config.bearer_token = r.optional::<Secret>("bearer_token");
         if config.bearer_token.as_ref().is_some_and(Secret::is_empty) {
-            r.invalid("bearer_token", "must not be empty (leave it out to accept any client)");
+            r.invalid(
+                "bearer_token",
+                "must not be empty (leave it out to accept any client)",
+            );
         }
         config.wait_for_delivery = r.required("wait_for_delivery");
         config.delivery_timeout = r.required("delivery_timeout");

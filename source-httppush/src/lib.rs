@@ -88,4 +88,4 @@ pub use config::{
 };
 pub use retain::RetainedRecords;
 pub use source::{HttpPushSource, HttpPushTable};
-pub use stats::EndpointStats;
+pub use stats::{EndpointCounters, EndpointStats};

@@ -185,8 +185,7 @@ impl Queue {
         let mut taken = Vec::new();
         let mut records = 0;
         while let Some(front) = state.items.front() {
-            if front.records.is_none()
-                || (!taken.is_empty() && records + front.count > max_records)
+            if front.records.is_none() || (!taken.is_empty() && records + front.count > max_records)
             {
                 break;
             }
@@ -237,9 +236,10 @@ impl Queue {
                     released_bytes += item.bytes;
                 }
             } else {
-                self.counters
-                    .redelivered_records
-                    .fetch_add(redeliver.iter().map(|i| i.count as u64).sum(), Ordering::Relaxed);
+                self.counters.redelivered_records.fetch_add(
+                    redeliver.iter().map(|i| i.count as u64).sum(),
+                    Ordering::Relaxed,
+                );
                 for mut item in redeliver.into_iter().rev() {
                     item.records = None;
                     state.items.push_front(item);

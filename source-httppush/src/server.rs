@@ -76,10 +76,7 @@ pub(crate) struct RouteTable {
 
 impl RouteTable {
     fn snapshot(&self) -> Arc<HashMap<String, PathRoutes>> {
-        self.paths
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.paths.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn update<T>(&self, change: impl FnOnce(&mut HashMap<String, PathRoutes>) -> T) -> T {
@@ -135,7 +132,10 @@ impl RouteTable {
             if let Some(e) = Self::conflict(paths, path, settings, addr) {
                 return Err(e);
             }
-            let slot = paths.entry(path.to_owned()).or_default().slot(settings.method);
+            let slot = paths
+                .entry(path.to_owned())
+                .or_default()
+                .slot(settings.method);
             let mut consumers = slot
                 .as_ref()
                 .map(|r| r.consumers.clone())
@@ -289,10 +289,9 @@ pub(crate) struct Registration {
 impl Registration {
     /// The address the server listens on (the system's choice for port 0).
     pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.server.as_ref().map_or_else(
-            || SocketAddr::from(([0, 0, 0, 0], 0)),
-            |s| s.local_addr,
-        )
+        self.server
+            .as_ref()
+            .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |s| s.local_addr)
     }
 
     fn leave(&mut self) -> Option<CancellationToken> {
@@ -317,7 +316,11 @@ impl Registration {
                 .get(&k)
                 .is_some_and(|e| e.server.strong_count() > 0)
         });
-        if !alive && tokio::time::timeout(RELEASE_WAIT, released.cancelled()).await.is_err() {
+        if !alive
+            && tokio::time::timeout(RELEASE_WAIT, released.cancelled())
+                .await
+                .is_err()
+        {
             warn!("the httppush server did not release its port within {RELEASE_WAIT:?}");
         }
     }
@@ -352,9 +355,15 @@ pub(crate) async fn register(
                 Some((Some(server), _)) => {
                     if server.config.tls != config.tls {
                         let reason = match (&server.config.tls, &config.tls) {
-                            (Some(_), None) => "serves HTTPS (`certfile`, `keyfile`) for other sources; set the same files here",
-                            (None, Some(_)) => "serves plain HTTP for other sources; remove `certfile` and `keyfile` or use another port",
-                            _ => "serves HTTPS with other `certfile`/`keyfile` for other sources; use the same files",
+                            (Some(_), None) => {
+                                "serves HTTPS (`certfile`, `keyfile`) for other sources; set the same files here"
+                            }
+                            (None, Some(_)) => {
+                                "serves plain HTTP for other sources; remove `certfile` and `keyfile` or use another port"
+                            }
+                            _ => {
+                                "serves HTTPS with other `certfile`/`keyfile` for other sources; use the same files"
+                            }
                         };
                         drop(servers);
                         return Err(Error::config(
@@ -401,15 +410,19 @@ pub(crate) async fn register(
 fn start(config: &HttpServerConfig) -> Result<Arc<Server>> {
     let acceptor = match &config.tls {
         Some(files) => {
-            let loaded = tls::load(files)
-                .map_err(|e| Error::config(COMPONENT, e.property, e.reason))?;
+            let loaded =
+                tls::load(files).map_err(|e| Error::config(COMPONENT, e.property, e.reason))?;
             Some(TlsAcceptor::from(loaded.config))
         }
         None => None,
     };
     let listener = bind(config.addr).map_err(|e| {
-        Error::permanent(COMPONENT, format!("listen on {}", config.addr), bind_reason(&e))
-            .with_source(e)
+        Error::permanent(
+            COMPONENT,
+            format!("listen on {}", config.addr),
+            bind_reason(&e),
+        )
+        .with_source(e)
     })?;
     let local_addr = listener.local_addr().unwrap_or(config.addr);
     let routes = Arc::new(RouteTable::default());

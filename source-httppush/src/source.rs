@@ -16,7 +16,7 @@ use crate::endpoint::{Consumer, EndpointSettings, number};
 use crate::queue::Queue;
 use crate::retain::RetainedRecords;
 use crate::server::{self, AddressState, Registration};
-use crate::stats::{Counters, EndpointStats};
+use crate::stats::{Counters, EndpointCounters, EndpointStats};
 use crate::tls;
 
 /// Receives records that HTTP clients push to an endpoint.
@@ -132,9 +132,13 @@ impl HttpPushSource {
 
     /// What the endpoint has answered so far.
     pub fn stats(&self) -> EndpointStats {
-        self.consumer
-            .counters
-            .snapshot(self.queue.pending_records() as u64)
+        self.counters().snapshot()
+    }
+
+    /// A handle that reads [`stats`](Self::stats) while the source runs
+    /// inside a pipeline.
+    pub fn counters(&self) -> EndpointCounters {
+        EndpointCounters::new(self.consumer.counters.clone(), Some(self.queue.clone()))
     }
 
     /// Decodes the front body again when its first delivery failed.
@@ -296,7 +300,11 @@ pub(crate) async fn check(
                             FailureKind::Invalid,
                             format!(
                                 "this process already serves {addr} {} for other sources",
-                                if tls.is_some() { "with HTTPS" } else { "with plain HTTP" }
+                                if tls.is_some() {
+                                    "with HTTPS"
+                                } else {
+                                    "with plain HTTP"
+                                }
                             ),
                         ));
                     }
@@ -435,7 +443,12 @@ impl HttpPushTable {
 
     /// What the endpoint has answered so far.
     pub fn stats(&self) -> EndpointStats {
-        self.consumer.counters.snapshot(0)
+        self.counters().snapshot()
+    }
+
+    /// A handle that reads [`stats`](Self::stats) from elsewhere.
+    pub fn counters(&self) -> EndpointCounters {
+        EndpointCounters::new(self.consumer.counters.clone(), None)
     }
 
     /// The connection check (see [`Source::check`]).

@@ -1,6 +1,10 @@
 //! Counters of what an endpoint answered, per source.
 
+use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::queue::Queue;
 
 /// Live counters of one source's endpoint.
 #[derive(Debug, Default)]
@@ -71,4 +75,30 @@ pub struct EndpointStats {
     /// Records accepted and not yet delivered (queued, in the pipeline, or
     /// waiting for redelivery).
     pub pending_records: u64,
+}
+
+/// A handle that reads a source's [`EndpointStats`] while the source runs
+/// inside a pipeline. Cheap to clone.
+#[derive(Clone)]
+pub struct EndpointCounters {
+    counters: Arc<Counters>,
+    queue: Option<Arc<Queue>>,
+}
+
+impl EndpointCounters {
+    pub(crate) fn new(counters: Arc<Counters>, queue: Option<Arc<Queue>>) -> Self {
+        EndpointCounters { counters, queue }
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> EndpointStats {
+        let pending = self.queue.as_ref().map_or(0, |q| q.pending_records());
+        self.counters.snapshot(pending as u64)
+    }
+}
+
+impl fmt::Debug for EndpointCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.snapshot(), f)
+    }
 }
