@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use connector_core::config::format_duration;
 use connector_core::format::{Decoder, MessageMeta, decode_message};
-use connector_core::{Ack, AckStatus, Position, Record, Result, Secret};
+use connector_core::{Ack, AckReceiver, AckStatus, Position, Record, Result, Secret};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use subtle::ConstantTimeEq;
 use tracing::debug;
@@ -156,7 +156,7 @@ pub(crate) struct Route {
     pub consumers: Vec<Arc<Consumer>>,
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
+fn text(status: StatusCode, body: impl Into<Body>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -269,23 +269,35 @@ impl Route {
     /// Decodes `body` for every consumer, admits it into every queue (all
     /// or none), and answers.
     async fn accept(&self, body: Bytes) -> Response {
-        let settings = &self.settings;
         let arrived = now_micros();
+        let bytes = body.len().max(1);
+        // The common case, one consumer, without the bookkeeping of several.
+        if let [consumer] = self.consumers.as_slice() {
+            let records = match consumer.decode(&body, arrived).await {
+                Ok(records) => records,
+                Err(e) => return self.bad_request(&e),
+            };
+            let queued = consumer.queue.is_some() && !records.is_empty();
+            if queued
+                && let Some(queue) = &consumer.queue
+                && let Err(refused) = queue.reserve(records.len(), bytes)
+            {
+                return self.refuse(refused);
+            }
+            let (responder, outcome) = self.responder(queued);
+            self.enqueue(consumer, records, &body, bytes, arrived, responder);
+            return self.answer(outcome).await;
+        }
+
         let mut decoded = Vec::with_capacity(self.consumers.len());
         for consumer in &self.consumers {
             match consumer.decode(&body, arrived).await {
                 Ok(records) => decoded.push(records),
-                Err(e) => {
-                    self.count(|c| &c.bad_requests);
-                    debug!(path = %self.path, error = %e, "request body does not decode");
-                    return text(StatusCode::BAD_REQUEST, e.to_string());
-                }
+                Err(e) => return self.bad_request(&e),
             }
         }
-
         // Room for the records in every queue, or in none: a client told to
         // retry must not leave a copy behind in some of them.
-        let bytes = body.len().max(1);
         let mut reserved: Vec<(&Queue, usize)> = Vec::with_capacity(self.consumers.len());
         for (consumer, records) in self.consumers.iter().zip(&decoded) {
             let Some(queue) = consumer.queue.as_deref() else {
@@ -302,59 +314,94 @@ impl Route {
             }
             reserved.push((queue, records.len()));
         }
-
-        let (responder, outcome) = if settings.wait_for_delivery && !reserved.is_empty() {
-            let (ack, rx) = Ack::channel();
-            (Some(ack), Some(rx))
-        } else {
-            (None, None)
-        };
+        let (responder, outcome) = self.responder(!reserved.is_empty());
         // One responder handle per queued item: clones for all but the
         // last, which takes the original (an unresolved extra handle would
         // count as a failure).
         let mut handles_left = reserved.len();
         let mut responder = responder;
-        for (consumer, mut records) in self.consumers.iter().zip(decoded) {
-            let n = records.len() as u64;
-            consumer.count(|c| &c.accepted_requests, 1);
-            consumer.count(|c| &c.accepted_records, n);
-            if let Some(retained) = &consumer.retained {
-                retained.extend(&records);
-            }
-            let Some(queue) = &consumer.queue else {
-                continue;
-            };
-            if records.is_empty() {
-                continue;
-            }
-            let first_seq = consumer.next_seq.fetch_add(n, Ordering::Relaxed);
-            number(&mut records, first_seq);
-            handles_left -= 1;
-            let handle = if handles_left == 0 {
-                responder.take()
-            } else {
-                responder.clone()
-            };
-            queue.push(Item {
-                count: records.len(),
-                records: Some(records),
-                // The client resends after a failure when it waits;
-                // otherwise the body is kept to deliver again.
-                body: if handle.is_some() {
-                    Bytes::new()
+        for (consumer, records) in self.consumers.iter().zip(decoded) {
+            let queued = consumer.queue.is_some() && !records.is_empty();
+            let handle = if queued {
+                handles_left -= 1;
+                if handles_left == 0 {
+                    responder.take()
                 } else {
-                    body.clone()
-                },
-                bytes,
-                arrived,
-                first_seq,
-                responder: handle,
-            });
+                    responder.clone()
+                }
+            } else {
+                None
+            };
+            self.enqueue(consumer, records, &body, bytes, arrived, handle);
         }
+        self.answer(outcome).await
+    }
 
+    fn bad_request(&self, e: &connector_core::Error) -> Response {
+        self.count(|c| &c.bad_requests);
+        debug!(path = %self.path, error = %e, "request body does not decode");
+        text(StatusCode::BAD_REQUEST, e.to_string())
+    }
+
+    /// With `wait_for_delivery` and records queued: the handle the batch
+    /// resolves, and the outcome the answer waits for.
+    fn responder(&self, queued: bool) -> (Option<Ack>, Option<AckReceiver>) {
+        if self.settings.wait_for_delivery && queued {
+            let (ack, rx) = Ack::channel();
+            (Some(ack), Some(rx))
+        } else {
+            (None, None)
+        }
+    }
+
+    /// Counts and retains the accepted records and queues them (room was
+    /// reserved) for the consumer's source.
+    fn enqueue(
+        &self,
+        consumer: &Consumer,
+        mut records: Vec<Record>,
+        body: &Bytes,
+        bytes: usize,
+        arrived: i64,
+        responder: Option<Ack>,
+    ) {
+        let n = records.len() as u64;
+        consumer.count(|c| &c.accepted_requests, 1);
+        consumer.count(|c| &c.accepted_records, n);
+        if let Some(retained) = &consumer.retained {
+            retained.extend(&records);
+        }
+        let Some(queue) = &consumer.queue else {
+            return;
+        };
+        if records.is_empty() {
+            return;
+        }
+        let first_seq = consumer.next_seq.fetch_add(n, Ordering::Relaxed);
+        number(&mut records, first_seq);
+        queue.push(Item {
+            count: records.len(),
+            records: Some(records),
+            // The client resends after a failure when it waits; otherwise
+            // the body is kept to deliver again.
+            body: if responder.is_some() {
+                Bytes::new()
+            } else {
+                body.clone()
+            },
+            bytes,
+            arrived,
+            first_seq,
+            responder,
+        });
+    }
+
+    /// `200 ok` at once, or after the outcome of delivery.
+    async fn answer(&self, outcome: Option<AckReceiver>) -> Response {
         let Some(outcome) = outcome else {
             return text(StatusCode::OK, "ok");
         };
+        let settings = &self.settings;
         match tokio::time::timeout(settings.delivery_timeout, outcome).await {
             Ok(AckStatus::Delivered) => {
                 self.count(|c| &c.delivered_requests);

@@ -204,7 +204,7 @@ async fn dispatch(State(routes): State<Arc<RouteTable>>, request: Request<Body>)
         _ => None,
     };
     match route {
-        Some(route) => route.clone().handle(request).await,
+        Some(route) => route.handle(request).await,
         None => method_not_allowed(request.method().as_str(), path, &entry.allowed()),
     }
 }
