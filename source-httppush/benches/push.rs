@@ -390,7 +390,9 @@ criterion_group!(benches, push_load);
 
 /// `PUSH_BENCH_ONLY=bare_axum|httppush PUSH_BENCH_REQUESTS=N`: sends N
 /// requests to one server and exits, for instruction counts that do not
-/// depend on other load (`valgrind --tool=callgrind`).
+/// depend on other load (`valgrind --tool=callgrind`). With
+/// `PUSH_BENCH_FORMAT=binary` the endpoint takes bodies as bytes, which
+/// separates the cost of JSON decoding from the rest.
 fn only(which: &str, requests: u64) {
     let rt = runtime();
     let body = body();
