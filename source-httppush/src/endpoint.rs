@@ -383,11 +383,13 @@ impl Route {
             count: records.len(),
             records: Some(records),
             // The client resends after a failure when it waits; otherwise
-            // the body is kept to deliver again.
+            // the body is kept to deliver again, as a copy: the received
+            // body is a slice of the connection's read buffer, which it
+            // would keep alive whole.
             body: if responder.is_some() {
                 Bytes::new()
             } else {
-                body.clone()
+                Bytes::copy_from_slice(body)
             },
             bytes,
             arrived,
