@@ -279,3 +279,127 @@ impl Queue {
         self.lock().pending_records
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use connector_core::{Error, Record, Value};
+
+    use super::*;
+
+    fn item(seq: u64, n: usize, responder: Option<Ack>) -> Item {
+        Item {
+            records: Some(
+                (0..n)
+                    .map(|i| Record::from_pairs([("n", Value::Int64((seq + i as u64) as i64))]))
+                    .collect(),
+            ),
+            body: Bytes::from_static(b"{}"),
+            count: n,
+            bytes: 10,
+            arrived: 0,
+            first_seq: seq,
+            responder,
+        }
+    }
+
+    fn queue(records: usize, bytes: usize) -> Queue {
+        Queue::new(records, bytes, Arc::new(Counters::default()))
+    }
+
+    #[test]
+    fn limits_count_records_and_bytes_but_admit_one_oversized_request_when_idle() {
+        let q = queue(3, 25);
+        assert_eq!(q.reserve(5, 100), Ok(()), "idle: admitted although too big");
+        assert_eq!(q.reserve(1, 1), Err(Refused::Full));
+        q.release(5, 100);
+        assert_eq!(q.reserve(2, 10), Ok(()));
+        assert_eq!(q.reserve(1, 10), Ok(()));
+        assert_eq!(q.reserve(1, 1), Err(Refused::Full), "records limit");
+        q.release(3, 20);
+        assert_eq!(q.reserve(1, 20), Ok(()));
+        assert_eq!(q.reserve(1, 10), Err(Refused::Full), "bytes limit");
+        q.close();
+        assert_eq!(q.reserve(1, 1), Err(Refused::Closed));
+    }
+
+    #[test]
+    fn take_stops_at_the_batch_size_but_takes_at_least_one_item() {
+        let q = queue(100, 1000);
+        for (seq, n) in [(0, 5), (5, 2), (7, 2)] {
+            q.reserve(n, 10).unwrap();
+            q.push(item(seq, n, None));
+        }
+        assert_eq!(q.take(3).iter().map(|i| i.count).collect::<Vec<_>>(), [5]);
+        assert_eq!(
+            q.take(4).iter().map(|i| i.count).collect::<Vec<_>>(),
+            [2, 2]
+        );
+        assert!(q.take(4).is_empty());
+    }
+
+    #[test]
+    fn failed_batches_come_back_first_in_order_and_wait_for_decoding() {
+        let q = queue(100, 1000);
+        for seq in 0..3 {
+            q.reserve(1, 10).unwrap();
+            q.push(item(seq, 1, None));
+        }
+        let mut batch = q.take(2);
+        for i in &mut batch {
+            i.records.take();
+        }
+        q.settle(
+            batch,
+            &AckStatus::Failed(Arc::new(Error::transient("s", "w", "x"))),
+        );
+        assert_eq!(q.pending_records(), 3, "still owned by the source");
+        // The redelivered bodies must be decoded again before anything is
+        // taken, and they come before the item that was never sent.
+        assert!(q.take(10).is_empty());
+        let (seq, _, _, backoff) = q.front_to_redecode().unwrap();
+        assert_eq!((seq, backoff), (0, BACKOFF_START));
+        q.refill(0, Some(vec![Record::from_pairs([("n", Value::Int64(0))])]));
+        // Taking stops at the next body still to decode.
+        let first = q.take(10);
+        assert_eq!(first.iter().map(|i| i.first_seq).collect::<Vec<_>>(), [0]);
+        let (seq, _, _, backoff) = q.front_to_redecode().unwrap();
+        assert_eq!((seq, backoff), (1, BACKOFF_START));
+        q.refill(1, None); // no longer decodes: dropped with its reservation
+        assert_eq!(q.pending_records(), 2);
+        let taken = q.take(10);
+        assert_eq!(taken.iter().map(|i| i.first_seq).collect::<Vec<_>>(), [2]);
+        q.settle(first, &AckStatus::Delivered);
+        q.settle(taken, &AckStatus::Delivered);
+        assert_eq!(q.pending_records(), 0);
+    }
+
+    #[tokio::test]
+    async fn waiting_clients_get_the_outcome_and_closing_fails_them() {
+        let q = queue(100, 1000);
+        let (ack, outcome) = Ack::channel();
+        q.reserve(1, 10).unwrap();
+        q.push(item(0, 1, Some(ack)));
+        let batch = q.take(10);
+        q.settle(
+            batch,
+            &AckStatus::Failed(Arc::new(Error::transient("s", "w", "x"))),
+        );
+        assert!(matches!(outcome.await, AckStatus::Failed(_)));
+        assert_eq!(q.pending_records(), 0, "the client resends, not the source");
+
+        let (ack, outcome) = Ack::channel();
+        q.reserve(2, 10).unwrap();
+        q.push(item(1, 2, Some(ack)));
+        q.reserve(3, 10).unwrap();
+        q.push(item(3, 3, None));
+        assert_eq!(
+            q.close(),
+            3,
+            "records already answered 200 are reported lost"
+        );
+        assert!(matches!(outcome.await, AckStatus::Failed(_)));
+        assert_eq!(q.pending_records(), 0);
+    }
+}
