@@ -646,8 +646,8 @@ impl FormatConfig {
                 }
                 Box::new(decoder)
             }
-            (Encoding::Avro, _) => return Err(self.unavailable("avro")),
-            (Encoding::Protobuf, _) => return Err(self.unavailable("protobuf")),
+            (Encoding::Avro, Envelope::Plain) => Box::new(self.avro_decoder()?),
+            (Encoding::Protobuf, Envelope::Plain) => return Err(self.unavailable("protobuf")),
             (_, _) => {
                 return Err(Error::config(
                     self.component.clone(),
@@ -691,8 +691,8 @@ impl FormatConfig {
                 }
                 Box::new(encoder)
             }
-            (Encoding::Avro, _) => return Err(self.unavailable("avro")),
-            (Encoding::Protobuf, _) => return Err(self.unavailable("protobuf")),
+            (Encoding::Avro, Envelope::Plain) => Box::new(self.avro_encoder()?),
+            (Encoding::Protobuf, Envelope::Plain) => return Err(self.unavailable("protobuf")),
             (_, _) => {
                 return Err(Error::config(
                     self.component.clone(),
@@ -701,5 +701,89 @@ impl FormatConfig {
                 ));
             }
         })
+    }
+
+    #[cfg(feature = "avro")]
+    fn avro_plan(&self) -> Result<Option<crate::format::avro::Plan>> {
+        self.avro_schema
+            .as_deref()
+            .map(crate::format::avro::Plan::parse)
+            .transpose()
+            .map_err(|e| Error::config(self.component.clone(), "avro_schema", e))
+    }
+
+    #[cfg(feature = "avro")]
+    fn registry_client(&self) -> Result<Option<crate::format::registry::RegistryClient>> {
+        self.registry
+            .as_ref()
+            .map(crate::format::registry::RegistryClient::new)
+            .transpose()
+            .map_err(|e| e.in_component(self.component.clone()))
+    }
+
+    /// An Avro decoder (the Confluent wire format with a registry, else
+    /// plain binary with `avro_schema`).
+    #[cfg(feature = "avro")]
+    pub fn avro_decoder(&self) -> Result<crate::format::avro::AvroDecoder> {
+        use crate::format::avro::AvroDecoder;
+        let mut decoder = match (self.registry_client()?, self.avro_plan()?) {
+            (Some(client), _) => AvroDecoder::registry(client),
+            (None, Some(plan)) => AvroDecoder::fixed(plan),
+            (None, None) => {
+                return Err(Error::config(
+                    self.component.clone(),
+                    self.format_property,
+                    "`avro` needs `schema_registry_address` (Confluent wire format) or `avro_schema` (plain Avro binary)",
+                ));
+            }
+        };
+        if let Some(schema) = &self.schema {
+            decoder = decoder.with_declared(schema.clone(), self.converter());
+        }
+        if let Some(ts) = self.timestamp_field() {
+            decoder = decoder.with_timestamp(ts);
+        }
+        Ok(decoder)
+    }
+
+    /// Without the `avro` feature: a configuration error naming the feature.
+    #[cfg(not(feature = "avro"))]
+    fn avro_decoder(&self) -> Result<crate::format::json::JsonDecoder> {
+        Err(self.unavailable("avro"))
+    }
+
+    /// An Avro encoder (the Confluent wire format under `subject` with a
+    /// registry, else plain binary with `avro_schema`).
+    #[cfg(feature = "avro")]
+    pub fn avro_encoder(&self) -> Result<crate::format::avro::AvroEncoder> {
+        use crate::format::avro::AvroEncoder;
+        match (self.registry_client()?, self.avro_plan()?) {
+            (Some(client), _) => {
+                let subject = self.subject.clone().ok_or_else(|| {
+                    Error::config(
+                        self.component.clone(),
+                        "schema_subject",
+                        "Avro encoding with a schema registry needs a subject (the connector's default is `<topic>-value`)",
+                    )
+                })?;
+                Ok(AvroEncoder::registry(
+                    client,
+                    subject,
+                    self.avro_schema.clone(),
+                ))
+            }
+            (None, Some(plan)) => Ok(AvroEncoder::plain(plan)),
+            (None, None) => Err(Error::config(
+                self.component.clone(),
+                self.format_property,
+                "`avro` needs `schema_registry_address` (Confluent wire format) or `avro_schema` (plain Avro binary)",
+            )),
+        }
+    }
+
+    /// Without the `avro` feature: a configuration error naming the feature.
+    #[cfg(not(feature = "avro"))]
+    fn avro_encoder(&self) -> Result<crate::format::json::JsonEncoder> {
+        Err(self.unavailable("avro"))
     }
 }

@@ -17,12 +17,16 @@ use futures::future::BoxFuture;
 use crate::error::Result;
 use crate::record::{Header, Position, Record};
 
+#[cfg(feature = "avro")]
+pub mod avro;
 pub mod binary;
 pub mod config;
 pub mod declared;
 pub mod delimited;
 pub mod json;
 pub mod props;
+#[cfg(feature = "avro")]
+pub mod registry;
 pub mod template;
 pub mod text;
 pub mod timestamp;
