@@ -47,6 +47,7 @@ use std::sync::Arc;
 use crate::config::{PropertyReader, Secret};
 use crate::error::{Error, Result};
 use crate::format::binary::{BinaryDecoder, BinaryEncoder};
+use crate::format::debezium::{DebeziumDecoder, DebeziumEncoder};
 use crate::format::declared::{Converter, parse_schema};
 use crate::format::delimited::{DelimitedDecoder, DelimitedEncoder, parse_delimiter};
 use crate::format::json::{JsonDecoder, JsonEncoder};
@@ -646,8 +647,17 @@ impl FormatConfig {
                 }
                 Box::new(decoder)
             }
-            (Encoding::Avro, Envelope::Plain) => Box::new(self.avro_decoder()?),
+            (Encoding::Avro, envelope) => self.boxed_avro_decoder(envelope)?,
             (Encoding::Protobuf, Envelope::Plain) => return Err(self.unavailable("protobuf")),
+            (Encoding::Json, envelope) => {
+                let upsert = envelope == Envelope::DebeziumUpsert;
+                let value = Box::new(JsonDecoder::new());
+                Box::new(
+                    DebeziumDecoder::new(format.name(), value, upsert)
+                        .with_key_decoder(Box::new(JsonDecoder::new()))
+                        .json_tombstones(),
+                )
+            }
             (_, _) => {
                 return Err(Error::config(
                     self.component.clone(),
@@ -691,8 +701,12 @@ impl FormatConfig {
                 }
                 Box::new(encoder)
             }
-            (Encoding::Avro, Envelope::Plain) => Box::new(self.avro_encoder()?),
+            (Encoding::Avro, envelope) => self.boxed_avro_encoder(envelope)?,
             (Encoding::Protobuf, Envelope::Plain) => return Err(self.unavailable("protobuf")),
+            (Encoding::Json, _) => Box::new(DebeziumEncoder::new(
+                format.name(),
+                Box::new(JsonEncoder::new()),
+            )),
             (_, _) => {
                 return Err(Error::config(
                     self.component.clone(),
@@ -746,12 +760,6 @@ impl FormatConfig {
         Ok(decoder)
     }
 
-    /// Without the `avro` feature: a configuration error naming the feature.
-    #[cfg(not(feature = "avro"))]
-    fn avro_decoder(&self) -> Result<crate::format::json::JsonDecoder> {
-        Err(self.unavailable("avro"))
-    }
-
     /// An Avro encoder (the Confluent wire format under `subject` with a
     /// registry, else plain binary with `avro_schema`).
     #[cfg(feature = "avro")]
@@ -781,9 +789,36 @@ impl FormatConfig {
         }
     }
 
-    /// Without the `avro` feature: a configuration error naming the feature.
+    #[cfg(feature = "avro")]
+    fn boxed_avro_decoder(&self, envelope: Envelope) -> Result<Box<dyn Decoder>> {
+        let name = self.data_format.name();
+        Ok(match envelope {
+            Envelope::Plain => Box::new(self.avro_decoder()?),
+            Envelope::Debezium | Envelope::DebeziumUpsert => {
+                let value = Box::new(self.avro_decoder()?.named(name));
+                let key = Box::new(self.avro_decoder()?.named(name));
+                let upsert = envelope == Envelope::DebeziumUpsert;
+                Box::new(DebeziumDecoder::new(name, value, upsert).with_key_decoder(key))
+            }
+        })
+    }
+
+    #[cfg(feature = "avro")]
+    fn boxed_avro_encoder(&self, envelope: Envelope) -> Result<Box<dyn Encoder>> {
+        let inner = Box::new(self.avro_encoder()?);
+        Ok(match envelope {
+            Envelope::Plain => inner,
+            _ => Box::new(DebeziumEncoder::new(self.data_format.name(), inner)),
+        })
+    }
+
     #[cfg(not(feature = "avro"))]
-    fn avro_encoder(&self) -> Result<crate::format::json::JsonEncoder> {
+    fn boxed_avro_decoder(&self, _envelope: Envelope) -> Result<Box<dyn Decoder>> {
+        Err(self.unavailable("avro"))
+    }
+
+    #[cfg(not(feature = "avro"))]
+    fn boxed_avro_encoder(&self, _envelope: Envelope) -> Result<Box<dyn Encoder>> {
         Err(self.unavailable("avro"))
     }
 }

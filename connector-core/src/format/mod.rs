@@ -21,6 +21,7 @@ use crate::record::{Header, Position, Record};
 pub mod avro;
 pub mod binary;
 pub mod config;
+pub mod debezium;
 pub mod declared;
 pub mod delimited;
 pub mod json;
