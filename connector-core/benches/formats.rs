@@ -46,7 +46,7 @@ fn json_messages() -> Vec<Vec<u8>> {
                 1_700_000_000_000u64 + rng.next() % 1_000_000,
                 rng.float(),
                 rng.next() % 100,
-                rng.next() % 2 == 0,
+                rng.next().is_multiple_of(2),
                 rng.float(),
                 rng.float(),
                 rng.next() % 10,

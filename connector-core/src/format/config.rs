@@ -566,6 +566,7 @@ impl FormatConfig {
         }
     }
 
+    #[cfg_attr(all(feature = "avro", feature = "protobuf"), allow(dead_code))]
     fn unavailable(&self, feature: &str) -> Error {
         Error::config(
             self.component.clone(),
@@ -592,13 +593,24 @@ impl FormatConfig {
         })
     }
 
-    /// The records' schema when it is known before decoding (declared, or
-    /// fixed by the format).
+    /// The records' schema when it is known before decoding: declared, or
+    /// fixed by the format (`text`, `binary`, `protobuf`, `avro` with a
+    /// fixed schema). `None` for inferred JSON and registry Avro, and for
+    /// change-event envelopes without a declared schema.
     pub fn record_schema(&self) -> Option<Arc<Schema>> {
+        if self.schema.is_some() || self.data_format.envelope != Envelope::Plain {
+            return self.schema.clone();
+        }
         match self.data_format.encoding {
             Encoding::Text => Some(self.text_decoder().schema().clone()),
             Encoding::Binary => Some(self.binary_decoder().schema().clone()),
-            _ => self.schema.clone(),
+            #[cfg(feature = "protobuf")]
+            Encoding::Protobuf => self.proto_codec().ok().map(|c| c.schema().clone()),
+            #[cfg(feature = "avro")]
+            Encoding::Avro if self.registry.is_none() => {
+                self.avro_plan().ok().flatten().map(|p| p.schema().clone())
+            }
+            _ => None,
         }
     }
 
@@ -648,7 +660,7 @@ impl FormatConfig {
                 Box::new(decoder)
             }
             (Encoding::Avro, envelope) => self.boxed_avro_decoder(envelope)?,
-            (Encoding::Protobuf, Envelope::Plain) => return Err(self.unavailable("protobuf")),
+            (Encoding::Protobuf, Envelope::Plain) => self.boxed_protobuf_decoder()?,
             (Encoding::Json, envelope) => {
                 let upsert = envelope == Envelope::DebeziumUpsert;
                 let value = Box::new(JsonDecoder::new());
@@ -702,7 +714,7 @@ impl FormatConfig {
                 Box::new(encoder)
             }
             (Encoding::Avro, envelope) => self.boxed_avro_encoder(envelope)?,
-            (Encoding::Protobuf, Envelope::Plain) => return Err(self.unavailable("protobuf")),
+            (Encoding::Protobuf, Envelope::Plain) => self.boxed_protobuf_encoder()?,
             (Encoding::Json, _) => Box::new(DebeziumEncoder::new(
                 format.name(),
                 Box::new(JsonEncoder::new()),
@@ -820,5 +832,46 @@ impl FormatConfig {
     #[cfg(not(feature = "avro"))]
     fn boxed_avro_encoder(&self, _envelope: Envelope) -> Result<Box<dyn Encoder>> {
         Err(self.unavailable("avro"))
+    }
+
+    /// The protobuf message type compiled from `proto_file` / `proto_message`.
+    #[cfg(feature = "protobuf")]
+    pub fn proto_codec(&self) -> Result<crate::format::protobuf::ProtoCodec> {
+        let proto = self.proto.as_ref().ok_or_else(|| {
+            Error::config(
+                self.component.clone(),
+                self.format_property,
+                "`protobuf` needs `proto_file` (the `.proto` file) and `proto_message` (the message type)",
+            )
+        })?;
+        let desc = crate::format::protobuf::compile(proto)
+            .map_err(|e| Error::config(self.component.clone(), "proto_file", e))?;
+        Ok(crate::format::protobuf::ProtoCodec::new(desc))
+    }
+
+    #[cfg(feature = "protobuf")]
+    fn boxed_protobuf_decoder(&self) -> Result<Box<dyn Decoder>> {
+        let mut decoder = crate::format::protobuf::ProtobufDecoder::new(self.proto_codec()?);
+        if let Some(ts) = self.timestamp_field() {
+            decoder = decoder.with_timestamp(ts);
+        }
+        Ok(Box::new(decoder))
+    }
+
+    #[cfg(feature = "protobuf")]
+    fn boxed_protobuf_encoder(&self) -> Result<Box<dyn Encoder>> {
+        Ok(Box::new(crate::format::protobuf::ProtobufEncoder::new(
+            self.proto_codec()?,
+        )))
+    }
+
+    #[cfg(not(feature = "protobuf"))]
+    fn boxed_protobuf_decoder(&self) -> Result<Box<dyn Decoder>> {
+        Err(self.unavailable("protobuf"))
+    }
+
+    #[cfg(not(feature = "protobuf"))]
+    fn boxed_protobuf_encoder(&self) -> Result<Box<dyn Encoder>> {
+        Err(self.unavailable("protobuf"))
     }
 }

@@ -165,11 +165,11 @@ impl DebeziumDecoder {
         before: Option<Record>,
         out: &mut Vec<Record>,
     ) -> Result<Progress> {
-        if meta.key.is_none() {
-            if let Some(before) = before {
-                out.push(before.with_kind(ChangeKind::Delete));
-                return Ok(Progress::Done);
-            }
+        if meta.key.is_none()
+            && let Some(before) = before
+        {
+            out.push(before.with_kind(ChangeKind::Delete));
+            return Ok(Progress::Done);
         }
         match self.key_record(meta)? {
             None => Ok(Progress::NeedsResolve),
@@ -212,7 +212,9 @@ impl DebeziumDecoder {
         let op = match envelope.get("op") {
             Some(Value::String(op)) => op.clone(),
             Some(other) => {
-                return Err(self.error(format!("`op` is {other}, expected one of c, r, u, d, t, m")));
+                return Err(
+                    self.error(format!("`op` is {other}, expected one of c, r, u, d, t, m"))
+                );
             }
             None => {
                 let fields: Vec<&str> = envelope.schema.names().collect();
@@ -229,10 +231,11 @@ impl DebeziumDecoder {
         let mut before = self.row(&envelope, "before", plan.as_deref())?;
         let after = self.row(&envelope, "after", plan.as_deref())?;
         // `before` and `after` of one table share one schema.
-        if let (Some(b), Some(a)) = (&mut before, &after) {
-            if !Arc::ptr_eq(&b.schema, &a.schema) && b.schema == a.schema {
-                b.schema = a.schema.clone();
-            }
+        if let (Some(b), Some(a)) = (&mut before, &after)
+            && !Arc::ptr_eq(&b.schema, &a.schema)
+            && b.schema == a.schema
+        {
+            b.schema = a.schema.clone();
         }
         let start = out.len();
         let need = |row: Option<Record>, name: &str, this: &Self| {
@@ -286,10 +289,10 @@ impl DebeziumDecoder {
     }
 
     fn plan(&mut self, schema: Value) -> Result<Arc<RowPlan>> {
-        if let Some((cached, plan)) = &self.typed {
-            if *cached == schema {
-                return Ok(plan.clone());
-            }
+        if let Some((cached, plan)) = &self.typed
+            && *cached == schema
+        {
+            return Ok(plan.clone());
         }
         let plan = Arc::new(
             RowPlan::from_envelope_schema(&schema)

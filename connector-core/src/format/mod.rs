@@ -26,6 +26,8 @@ pub mod declared;
 pub mod delimited;
 pub mod json;
 pub mod props;
+#[cfg(feature = "protobuf")]
+pub mod protobuf;
 #[cfg(feature = "avro")]
 pub mod registry;
 pub mod template;

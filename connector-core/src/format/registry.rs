@@ -190,7 +190,7 @@ impl RegistryClient {
         operation: &str,
     ) -> Result<RegistrySchema> {
         let mut references = Vec::new();
-        let mut pending: Vec<_> = registered.references.iter().cloned().collect();
+        let mut pending: Vec<_> = registered.references.to_vec();
         let mut seen = std::collections::HashSet::new();
         while let Some(r) = pending.pop() {
             if !seen.insert((r.subject.clone(), r.version)) {

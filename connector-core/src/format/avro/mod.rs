@@ -231,14 +231,14 @@ impl Decoder for AvroDecoder {
                         self.record(&plan, datum, 5)?
                     }
                     None => {
-                        if let Some((since, reason)) = unknown.get(&id) {
-                            if since.elapsed() < UNKNOWN_ID_TTL {
-                                return Err(Error::decode(
-                                    self.format,
-                                    format!("schema id {id}"),
-                                    reason.clone(),
-                                ));
-                            }
+                        if let Some((since, reason)) = unknown.get(&id)
+                            && since.elapsed() < UNKNOWN_ID_TTL
+                        {
+                            return Err(Error::decode(
+                                self.format,
+                                format!("schema id {id}"),
+                                reason.clone(),
+                            ));
                         }
                         let _ = client;
                         *pending = Some(id);
