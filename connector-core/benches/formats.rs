@@ -6,11 +6,20 @@
 //!   `serde_json::from_slice::<serde_json::Value>` and decoded into records
 //!   by `JsonDecoder` (goal: records at least as fast, ratio ≥ 1.0).
 //! - `json_decode_array/...`: the same, one payload holding an array.
+//! - `json_decode_batch/...`: the same, every result of the batch kept.
 //! - `json_encode/records`, `delimited_decode/records`,
 //!   `delimited_encode/records`: throughput in MB/s.
+//! - `avro_decode/{apache_avro_value,avro_json_record,records}`: the same
+//!   datums read by apache-avro into its own `Value` (goal: records ≥ 0.8x
+//!   of it), through the avro → JSON → record path (goal: records ≥ 2x),
+//!   and by `AvroDecoder` into records.
+//! - `protobuf_decode/{dynamic_message,records}`: prost-reflect's
+//!   `DynamicMessage::decode` alone, and `ProtobufDecoder` into records;
+//!   `protobuf_encode/records`.
 
 use std::hint::black_box;
 
+use connector_core::format::avro::{AvroDecoder, AvroEncoder, Plan};
 use connector_core::format::delimited::{DelimitedDecoder, DelimitedEncoder};
 use connector_core::format::json::{JsonDecoder, JsonEncoder};
 use connector_core::format::{Decoder, Encoder, MessageMeta};
@@ -220,7 +229,193 @@ fn delimited(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, json_decode, json_encode, delimited);
+const AVRO_SCHEMA: &str = r#"{
+  "type": "record", "name": "Reading", "namespace": "bench",
+  "fields": [
+    {"name": "device", "type": "string"},
+    {"name": "seq", "type": "long"},
+    {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    {"name": "temperature", "type": "double"},
+    {"name": "humidity", "type": "int"},
+    {"name": "ok", "type": "boolean"},
+    {"name": "location", "type": {"type": "record", "name": "Location", "fields": [
+      {"name": "lat", "type": "double"}, {"name": "lon", "type": "double"}, {"name": "site", "type": "string"}]}},
+    {"name": "tags", "type": {"type": "array", "items": "string"}},
+    {"name": "note", "type": ["null", "string"], "default": null}
+  ]
+}"#;
+
+/// The JSON events as records of the Avro schema's shape.
+fn bench_records() -> Vec<connector_core::Record> {
+    let mut decoder = JsonDecoder::new();
+    let mut records = Vec::new();
+    for m in json_messages() {
+        let _ = decoder.decode(&m, &MessageMeta::default(), &mut records).unwrap();
+    }
+    records
+        .into_iter()
+        .map(|r| {
+            let mut pairs: Vec<(String, connector_core::Value)> =
+                r.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+            for (k, v) in &mut pairs {
+                if k == "ts" {
+                    *v = connector_core::Value::Timestamp(v.as_i64().unwrap() * 1000);
+                }
+            }
+            connector_core::Record::from_pairs(pairs)
+        })
+        .collect()
+}
+
+fn avro(c: &mut Criterion) {
+    let plan = Plan::parse(AVRO_SCHEMA).unwrap();
+    let mut encoder = AvroEncoder::plain(plan.clone());
+    let datums: Vec<Vec<u8>> = bench_records()
+        .iter()
+        .map(|r| {
+            let mut out = Vec::new();
+            let _ = encoder.encode(r, &mut out).unwrap();
+            out
+        })
+        .collect();
+    let schema = apache_avro::Schema::parse_str(AVRO_SCHEMA).unwrap();
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("avro_decode");
+    group.throughput(Throughput::Bytes(total_bytes(&datums)));
+    group.bench_function("apache_avro_value", |b| {
+        b.iter(|| {
+            for d in &datums {
+                black_box(reader.read_value(&mut &d[..]).unwrap());
+            }
+        })
+    });
+    let mut json_decoder = JsonDecoder::new();
+    let mut out = Vec::with_capacity(1);
+    let mut text = Vec::with_capacity(512);
+    group.bench_function("avro_json_record", |b| {
+        b.iter(|| {
+            for d in &datums {
+                let value = reader.read_value(&mut &d[..]).unwrap();
+                let json = serde_json::Value::try_from(value).unwrap();
+                text.clear();
+                serde_json::to_writer(&mut text, &json).unwrap();
+                let _ = json_decoder.decode(&text, &MessageMeta::default(), &mut out).unwrap();
+                black_box(&out);
+                out.clear();
+            }
+        })
+    });
+    let mut decoder = AvroDecoder::fixed(plan);
+    group.bench_function("records", |b| {
+        b.iter(|| {
+            for d in &datums {
+                let _ = decoder.decode(d, &MessageMeta::default(), &mut out).unwrap();
+                black_box(&out);
+                out.clear();
+            }
+        })
+    });
+    group.finish();
+    testkit::bench::report_ratio("avro_decode", "records", "apache_avro_value");
+    testkit::bench::report_ratio("avro_decode", "records", "avro_json_record");
+
+    let records = bench_records();
+    let mut group = c.benchmark_group("avro_encode");
+    group.throughput(Throughput::Bytes(total_bytes(&datums)));
+    let mut buf = Vec::with_capacity(512);
+    group.bench_function("records", |b| {
+        b.iter(|| {
+            for r in &records {
+                buf.clear();
+                let _ = encoder.encode(r, &mut buf).unwrap();
+                black_box(&buf);
+            }
+        })
+    });
+    group.finish();
+}
+
+const PROTO: &str = r#"
+syntax = "proto3";
+package bench;
+import "google/protobuf/timestamp.proto";
+message Location { double lat = 1; double lon = 2; string site = 3; }
+message Reading {
+  string device = 1;
+  int64 seq = 2;
+  google.protobuf.Timestamp ts = 3;
+  double temperature = 4;
+  int32 humidity = 5;
+  bool ok = 6;
+  Location location = 7;
+  repeated string tags = 8;
+  string note = 9;
+}
+"#;
+
+fn protobuf(c: &mut Criterion) {
+    use connector_core::format::{DataFormat, FormatConfig, ProtoConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reading.proto");
+    std::fs::write(&file, PROTO).unwrap();
+    let format = FormatConfig::new(DataFormat::PROTOBUF).with_proto(ProtoConfig {
+        file,
+        message: "bench.Reading".into(),
+        include_paths: Vec::new(),
+    });
+    let codec = format.proto_codec().unwrap();
+    let mut encoder = format.encoder().unwrap();
+    let records = bench_records();
+    let messages: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| {
+            let mut out = Vec::new();
+            let _ = encoder.encode(r, &mut out).unwrap();
+            out
+        })
+        .collect();
+    let desc = codec.descriptor().clone();
+    let mut group = c.benchmark_group("protobuf_decode");
+    group.throughput(Throughput::Bytes(total_bytes(&messages)));
+    group.bench_function("dynamic_message", |b| {
+        b.iter(|| {
+            for m in &messages {
+                black_box(prost_reflect::DynamicMessage::decode(desc.clone(), &m[..]).unwrap());
+            }
+        })
+    });
+    let mut decoder = format.decoder().unwrap();
+    let mut out = Vec::with_capacity(1);
+    group.bench_function("records", |b| {
+        b.iter(|| {
+            for m in &messages {
+                let _ = decoder.decode(m, &MessageMeta::default(), &mut out).unwrap();
+                black_box(&out);
+                out.clear();
+            }
+        })
+    });
+    group.finish();
+    testkit::bench::report_ratio("protobuf_decode", "records", "dynamic_message");
+
+    let mut group = c.benchmark_group("protobuf_encode");
+    group.throughput(Throughput::Bytes(total_bytes(&messages)));
+    let mut buf = Vec::with_capacity(512);
+    group.bench_function("records", |b| {
+        b.iter(|| {
+            for r in &records {
+                buf.clear();
+                let _ = encoder.encode(r, &mut buf).unwrap();
+                black_box(&buf);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, json_decode, json_encode, delimited, avro, protobuf);
 
 fn main() {
     benches();

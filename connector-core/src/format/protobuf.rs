@@ -96,6 +96,8 @@ enum Conv {
     Wrapper(Box<Conv>),
     Json,
     Message(Arc<MessagePlan>),
+    /// A map field; the conversion of its values.
+    MapOf(Box<Conv>),
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +112,10 @@ struct FieldPlan {
 struct MessagePlan {
     schema: Arc<Schema>,
     fields: Vec<FieldPlan>,
+    /// Field number to column.
+    by_number: HashMap<u32, usize>,
+    /// What a column holds when its field is absent.
+    defaults: Vec<Value>,
 }
 
 fn plan_for(
@@ -141,9 +147,17 @@ fn plan_for(
             presence,
         });
     }
+    let by_number = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.field.number(), i))
+        .collect();
+    let defaults = fields.iter().map(default_value).collect();
     let plan = Arc::new(MessagePlan {
         schema: Arc::new(Schema::new(columns)),
         fields,
+        by_number,
+        defaults,
     });
     cache.insert(desc.full_name().to_owned(), plan.clone());
     plan
@@ -209,17 +223,42 @@ fn field_type(
     if field.is_map()
         && let Kind::Message(entry) = field.kind()
     {
-        let key = entry.map_entry_key_field();
-        let value = entry.map_entry_value_field();
-        let (kt, _) = scalar(&key.kind(), cache, depth);
-        let (vt, _) = scalar(&value.kind(), cache, depth);
-        return (DataType::Map(Box::new(kt), Box::new(vt)), Conv::Json);
+        let (kt, _) = scalar(&entry.map_entry_key_field().kind(), cache, depth);
+        let (vt, vc) = scalar(&entry.map_entry_value_field().kind(), cache, depth);
+        return (
+            DataType::Map(Box::new(kt), Box::new(vt)),
+            Conv::MapOf(Box::new(vc)),
+        );
     }
     let (t, c) = scalar(&field.kind(), cache, depth);
     if field.is_list() {
         (DataType::Array(Box::new(t)), c)
     } else {
         (t, c)
+    }
+}
+
+/// The value of an absent field: null with presence, else the proto3 default.
+fn default_value(f: &FieldPlan) -> Value {
+    if f.presence {
+        return Value::Null;
+    }
+    if f.field.is_list() {
+        return Value::Array(Vec::new());
+    }
+    match &f.conv {
+        Conv::MapOf(_) => Value::Map(Vec::new()),
+        Conv::Int => Value::Int64(0),
+        Conv::Uint64 => Value::Decimal(Decimal::new(0, 0)),
+        Conv::Float => Value::Float64(0.0),
+        Conv::Bool => Value::Boolean(false),
+        Conv::Str => Value::String(String::new()),
+        Conv::Bytes => Value::Bytes(Vec::new()),
+        Conv::Enum(e) => match e.get_value(0) {
+            Some(v) => Value::String(v.name().to_owned()),
+            None => Value::String("0".to_owned()),
+        },
+        _ => Value::Null,
     }
 }
 
@@ -250,117 +289,105 @@ impl ProtoCodec {
 
 fn read_message(
     plan: &MessagePlan,
-    msg: &DynamicMessage,
+    mut msg: DynamicMessage,
 ) -> std::result::Result<Vec<Value>, String> {
-    plan.fields
-        .iter()
-        .map(|f| {
-            if f.presence && !msg.has_field(&f.field) {
-                return Ok(Value::Null);
-            }
-            let v = msg.get_field(&f.field);
-            read_field(f, &v).map_err(|e| format!("field `{}`: {e}", f.field.name()))
-        })
-        .collect()
+    let mut values: Vec<Option<Value>> = vec![None; plan.fields.len()];
+    for (field, v) in msg.take_fields() {
+        // Fields the plan does not know (extensions) are left out.
+        let Some(&i) = plan.by_number.get(&field.number()) else {
+            continue;
+        };
+        let f = &plan.fields[i];
+        values[i] = Some(read_field(f, v).map_err(|e| format!("field `{}`: {e}", f.field.name()))?);
+    }
+    Ok(values
+        .into_iter()
+        .zip(&plan.defaults)
+        .map(|(v, d)| v.unwrap_or_else(|| d.clone()))
+        .collect())
 }
 
-fn read_field(f: &FieldPlan, v: &Proto) -> std::result::Result<Value, String> {
-    if f.field.is_map() {
-        let Proto::Map(map) = v else {
-            return Err("expected a map".into());
-        };
-        let value_field = match f.field.kind() {
-            Kind::Message(entry) => entry.map_entry_value_field(),
-            _ => return Err("a map without an entry type".into()),
-        };
-        let (_, vconv) = scalar(&value_field.kind(), &mut HashMap::new(), 0);
-        let mut entries: Vec<(Value, Value)> = map
-            .iter()
-            .map(|(k, v)| Ok((map_key(k), read_value(&vconv, v)?)))
-            .collect::<std::result::Result<_, String>>()?;
-        // Map order on the wire is unspecified: sort for stable records.
-        entries.sort_by_key(|a| a.0.to_string());
-        return Ok(Value::Map(entries));
-    }
-    if f.field.is_list() {
-        let Proto::List(items) = v else {
-            return Err("expected a list".into());
-        };
-        return Ok(Value::Array(
+fn read_field(f: &FieldPlan, v: Proto) -> std::result::Result<Value, String> {
+    match (&f.conv, v) {
+        (Conv::MapOf(value), Proto::Map(map)) => {
+            let mut entries: Vec<(Value, Value)> = map
+                .into_iter()
+                .map(|(k, v)| Ok((map_key(k), read_value(value, v)?)))
+                .collect::<std::result::Result<_, String>>()?;
+            // Map order on the wire is unspecified: sort for stable records.
+            entries.sort_by_cached_key(|(k, _)| k.to_string());
+            Ok(Value::Map(entries))
+        }
+        (conv, Proto::List(items)) => Ok(Value::Array(
             items
-                .iter()
-                .map(|i| read_value(&f.conv, i))
+                .into_iter()
+                .map(|i| read_value(conv, i))
                 .collect::<std::result::Result<_, _>>()?,
-        ));
+        )),
+        (conv, v) => read_value(conv, v),
     }
-    read_value(&f.conv, v)
 }
 
-fn map_key(k: &MapKey) -> Value {
+fn map_key(k: MapKey) -> Value {
     match k {
-        MapKey::Bool(b) => Value::Boolean(*b),
-        MapKey::I32(n) => Value::Int64(i64::from(*n)),
-        MapKey::I64(n) => Value::Int64(*n),
-        MapKey::U32(n) => Value::Int64(i64::from(*n)),
-        MapKey::U64(n) => Value::Decimal(Decimal::new(i128::from(*n), 0)),
-        MapKey::String(s) => Value::String(s.clone()),
+        MapKey::Bool(b) => Value::Boolean(b),
+        MapKey::I32(n) => Value::Int64(i64::from(n)),
+        MapKey::I64(n) => Value::Int64(n),
+        MapKey::U32(n) => Value::Int64(i64::from(n)),
+        MapKey::U64(n) => Value::Decimal(Decimal::new(i128::from(n), 0)),
+        MapKey::String(s) => Value::String(s),
     }
 }
 
-fn read_value(conv: &Conv, v: &Proto) -> std::result::Result<Value, String> {
+/// Seconds and nanos of a Timestamp or Duration, as microseconds.
+fn micros_of(mut m: DynamicMessage) -> i64 {
+    let (mut seconds, mut nanos) = (0i64, 0i32);
+    for (field, v) in m.take_fields() {
+        match (field.number(), v) {
+            (1, Proto::I64(s)) => seconds = s,
+            (2, Proto::I32(n)) => nanos = n,
+            _ => {}
+        }
+    }
+    seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(nanos) / 1000)
+}
+
+fn read_value(conv: &Conv, v: Proto) -> std::result::Result<Value, String> {
     Ok(match (conv, v) {
-        (Conv::Int, Proto::I32(n)) => Value::Int64(i64::from(*n)),
-        (Conv::Int, Proto::I64(n)) => Value::Int64(*n),
-        (Conv::Int, Proto::U32(n)) => Value::Int64(i64::from(*n)),
-        (Conv::Uint64, Proto::U64(n)) => Value::Decimal(Decimal::new(i128::from(*n), 0)),
-        (Conv::Float, Proto::F32(n)) => Value::Float64(f64::from(*n)),
-        (Conv::Float, Proto::F64(n)) => Value::Float64(*n),
-        (Conv::Bool, Proto::Bool(b)) => Value::Boolean(*b),
-        (Conv::Str, Proto::String(s)) => Value::String(s.clone()),
-        (Conv::Bytes, Proto::Bytes(b)) => Value::Bytes(b.to_vec()),
-        (Conv::Enum(e), Proto::EnumNumber(n)) => match e.get_value(*n) {
+        (Conv::Int, Proto::I32(n)) => Value::Int64(i64::from(n)),
+        (Conv::Int, Proto::I64(n)) => Value::Int64(n),
+        (Conv::Int, Proto::U32(n)) => Value::Int64(i64::from(n)),
+        (Conv::Uint64, Proto::U64(n)) => Value::Decimal(Decimal::new(i128::from(n), 0)),
+        (Conv::Float, Proto::F32(n)) => Value::Float64(f64::from(n)),
+        (Conv::Float, Proto::F64(n)) => Value::Float64(n),
+        (Conv::Bool, Proto::Bool(b)) => Value::Boolean(b),
+        (Conv::Str, Proto::String(s)) => Value::String(s),
+        (Conv::Bytes, Proto::Bytes(b)) => Value::Bytes(Vec::from(b)),
+        (Conv::Enum(e), Proto::EnumNumber(n)) => match e.get_value(n) {
             Some(v) => Value::String(v.name().to_owned()),
             None => Value::String(n.to_string()),
         },
-        (Conv::Timestamp, Proto::Message(m)) => {
-            let seconds = m
-                .get_field_by_name("seconds")
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0);
-            let nanos = m
-                .get_field_by_name("nanos")
-                .and_then(|v| v.as_i32())
-                .unwrap_or(0);
-            Value::Timestamp(
-                seconds
-                    .saturating_mul(1_000_000)
-                    .saturating_add(i64::from(nanos) / 1000),
-            )
-        }
-        (Conv::Duration, Proto::Message(m)) => {
-            let seconds = m
-                .get_field_by_name("seconds")
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0);
-            let nanos = m
-                .get_field_by_name("nanos")
-                .and_then(|v| v.as_i32())
-                .unwrap_or(0);
-            Value::Int64(
-                seconds
-                    .saturating_mul(1_000_000)
-                    .saturating_add(i64::from(nanos) / 1000),
-            )
-        }
-        (Conv::Wrapper(inner), Proto::Message(m)) => match m.get_field_by_name("value") {
-            Some(v) => read_value(inner, &v)?,
-            None => Value::Null,
+        (Conv::Timestamp, Proto::Message(m)) => Value::Timestamp(micros_of(m)),
+        (Conv::Duration, Proto::Message(m)) => Value::Int64(micros_of(m)),
+        (Conv::Wrapper(inner), Proto::Message(mut m)) => match m.take_fields().next() {
+            Some((_, v)) => read_value(inner, v)?,
+            // A wrapper holding its default value writes no field.
+            None => match inner.as_ref() {
+                Conv::Int => Value::Int64(0),
+                Conv::Uint64 => Value::Decimal(Decimal::new(0, 0)),
+                Conv::Float => Value::Float64(0.0),
+                Conv::Bool => Value::Boolean(false),
+                Conv::Str => Value::String(String::new()),
+                Conv::Bytes => Value::Bytes(Vec::new()),
+                _ => Value::Null,
+            },
         },
-        (Conv::Json, Proto::Message(m)) => well_known_json(m),
-        (Conv::Message(plan), Proto::Message(m)) => Value::Struct(StructValue::new(
-            plan.schema.clone(),
-            read_message(plan, m)?,
-        )),
+        (Conv::Json, Proto::Message(m)) => well_known_json(&m),
+        (Conv::Message(plan), Proto::Message(m)) => {
+            Value::Struct(StructValue::new(plan.schema.clone(), read_message(plan, m)?))
+        }
         (_, other) => return Err(format!("unexpected {other:?}")),
     })
 }
@@ -467,7 +494,7 @@ impl Decoder for ProtobufDecoder {
             )
         })?;
         let position = || format!("message {}", self.codec.desc.full_name());
-        let values = read_message(&self.codec.plan, &msg)
+        let values = read_message(&self.codec.plan, msg)
             .map_err(|reason| Error::decode("protobuf", position(), reason))?;
         let mut record = Record::new(self.codec.plan.schema.clone(), values);
         if let Some(ts) = &self.timestamp {
