@@ -250,7 +250,9 @@ fn bench_records() -> Vec<connector_core::Record> {
     let mut decoder = JsonDecoder::new();
     let mut records = Vec::new();
     for m in json_messages() {
-        let _ = decoder.decode(&m, &MessageMeta::default(), &mut records).unwrap();
+        let _ = decoder
+            .decode(&m, &MessageMeta::default(), &mut records)
+            .unwrap();
     }
     records
         .into_iter()
@@ -301,7 +303,9 @@ fn avro(c: &mut Criterion) {
                 let json = serde_json::Value::try_from(value).unwrap();
                 text.clear();
                 serde_json::to_writer(&mut text, &json).unwrap();
-                let _ = json_decoder.decode(&text, &MessageMeta::default(), &mut out).unwrap();
+                let _ = json_decoder
+                    .decode(&text, &MessageMeta::default(), &mut out)
+                    .unwrap();
                 black_box(&out);
                 out.clear();
             }
@@ -311,7 +315,9 @@ fn avro(c: &mut Criterion) {
     group.bench_function("records", |b| {
         b.iter(|| {
             for d in &datums {
-                let _ = decoder.decode(d, &MessageMeta::default(), &mut out).unwrap();
+                let _ = decoder
+                    .decode(d, &MessageMeta::default(), &mut out)
+                    .unwrap();
                 black_box(&out);
                 out.clear();
             }
@@ -391,7 +397,9 @@ fn protobuf(c: &mut Criterion) {
     group.bench_function("records", |b| {
         b.iter(|| {
             for m in &messages {
-                let _ = decoder.decode(m, &MessageMeta::default(), &mut out).unwrap();
+                let _ = decoder
+                    .decode(m, &MessageMeta::default(), &mut out)
+                    .unwrap();
                 black_box(&out);
                 out.clear();
             }

@@ -844,3 +844,79 @@ impl DecodeOne for AvroDecoder {
         decode_all(self, payload).unwrap().remove(0)
     }
 }
+
+const ENVELOPE: &str = r#"{"type": "record", "name": "Envelope", "namespace": "pg.public.users", "fields": [
+  {"name": "before", "type": ["null", {"type": "record", "name": "Value", "fields": [
+    {"name": "id", "type": "int"}, {"name": "email", "type": ["null", "string"], "default": null}]}], "default": null},
+  {"name": "after", "type": ["null", "Value"], "default": null},
+  {"name": "op", "type": "string"},
+  {"name": "ts_ms", "type": ["null", "long"], "default": null}]}"#;
+
+const KEY: &str = r#"{"type": "record", "name": "Key", "namespace": "pg.public.users", "fields": [{"name": "id", "type": "int"}]}"#;
+
+#[test]
+fn debezium_avro_upsert_resolves_value_and_key_schemas_from_the_registry() {
+    use connector_core::ChangeKind;
+    let (registry, addr, _rt) = start_registry(Registry::default());
+    {
+        let mut schemas = registry.schemas.lock().unwrap();
+        schemas.push(("users-value".into(), ENVELOPE.into()));
+        schemas.push(("users-key".into(), KEY.into()));
+    }
+    let format =
+        FormatConfig::new(DataFormat::DEBEZIUM_AVRO_UPSERT).with_registry(config(addr, None, None));
+    let mut decoder = format.decoder().unwrap();
+    let envelope = Plan::parse(ENVELOPE).unwrap();
+    let row = |id: i64, email: &str| {
+        Value::Struct(StructValue::from_pairs([
+            ("id", Value::Int64(id)),
+            ("email", Value::from(email)),
+        ]))
+    };
+    let event = Record::from_pairs([
+        ("before", Value::Null),
+        ("after", row(7, "a@b.c")),
+        ("op", Value::from("u")),
+        ("ts_ms", Value::Int64(1_000)),
+    ]);
+    let mut datum = Vec::new();
+    envelope
+        .write_record(&event.schema, &event.values, &mut datum)
+        .unwrap();
+    let mut key_datum = Vec::new();
+    let key = Record::from_pairs([("id", Value::Int64(7))]);
+    Plan::parse(KEY)
+        .unwrap()
+        .write_record(&key.schema, &key.values, &mut key_datum)
+        .unwrap();
+    let key_bytes = wire(2, &key_datum);
+    let meta = MessageMeta {
+        key: Some(&key_bytes),
+        ..MessageMeta::default()
+    };
+
+    let mut out = Vec::new();
+    block_on(decode_message(
+        &mut decoder,
+        &wire(1, &datum),
+        &meta,
+        &mut out,
+    ))
+    .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, ChangeKind::Upsert);
+    assert_eq!(out[0].get("email"), Some(&Value::from("a@b.c")));
+    assert_eq!(out[0].key.as_deref(), Some(&key_bytes[..]));
+
+    // A tombstone deletes by the Avro key, whose schema is fetched too.
+    let mut out = Vec::new();
+    block_on(decode_message(&mut decoder, b"", &meta, &mut out)).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, ChangeKind::Delete);
+    assert_eq!(out[0].schema.names().collect::<Vec<_>>(), ["id"]);
+    assert_eq!(out[0].get("id"), Some(&Value::Int64(7)));
+    assert_eq!(
+        registry.calls(),
+        ["GET /schemas/ids/1", "GET /schemas/ids/2"]
+    );
+}

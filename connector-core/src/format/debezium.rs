@@ -151,11 +151,12 @@ impl DebeziumDecoder {
                 Some(record) => unwrap_wrapper(record).0,
                 None => text_key(),
             }))),
-            // A key that is not a JSON object (a bare number or text) still deletes.
-            Err(_) if decoder.format() == "json" => Ok(Some(Ok(text_key()))),
-            Err(e) => Ok(Some(Err(
-                self.error(format!("cannot decode the message key: {e}"))
-            ))),
+            // A key that is not structured (a bare number, text from a
+            // string converter) still deletes, as one `key` column.
+            Err(e) => {
+                tracing::debug!(format = self.format, error = %e, "message key is not structured; deleting by its text");
+                Ok(Some(Ok(text_key())))
+            }
         }
     }
 

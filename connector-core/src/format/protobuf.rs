@@ -385,9 +385,10 @@ fn read_value(conv: &Conv, v: Proto) -> std::result::Result<Value, String> {
             },
         },
         (Conv::Json, Proto::Message(m)) => well_known_json(&m),
-        (Conv::Message(plan), Proto::Message(m)) => {
-            Value::Struct(StructValue::new(plan.schema.clone(), read_message(plan, m)?))
-        }
+        (Conv::Message(plan), Proto::Message(m)) => Value::Struct(StructValue::new(
+            plan.schema.clone(),
+            read_message(plan, m)?,
+        )),
         (_, other) => return Err(format!("unexpected {other:?}")),
     })
 }
