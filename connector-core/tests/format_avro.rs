@@ -329,6 +329,13 @@ fn malformed_datums_are_errors_with_offsets() {
             .to_string()
             .contains("varint is longer than 64 bits")
     );
+    // A `uuid` string must be a UUID (found by fuzzing against apache-avro).
+    let uuids = Plan::parse(r#"{"type":"record","name":"U","fields":[{"name":"u","type":{"type":"string","logicalType":"uuid"}}]}"#).unwrap();
+    let mut d = AvroDecoder::fixed(uuids);
+    let err = decode_all(&mut d, &[0x06, b'a', b'b', b'c'])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("field `u`: `abc` is not a UUID"), "{err}");
     // A block count far beyond the payload is refused without allocating it.
     let arrays = Plan::parse(r#"{"type":"record","name":"A","fields":[{"name":"xs","type":{"type":"array","items":"null"}}]}"#).unwrap();
     let mut d = AvroDecoder::fixed(arrays);

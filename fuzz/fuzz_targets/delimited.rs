@@ -28,7 +28,18 @@ fuzz_target!(|data: &[u8]| {
     // Records whose values are all empty strings write as blank-looking
     // lines only when they have one field, which the encoder quotes.
     assert_eq!(again.len(), records.len(), "{body:?}");
+    // A column missing from a short line is null; written back it is an
+    // empty field, which reads as an empty string.
+    let blank = |r: &connector_core::Record| {
+        let mut r = r.clone();
+        for v in &mut r.values {
+            if v.is_null() {
+                *v = connector_core::Value::from("");
+            }
+        }
+        r
+    };
     for (a, b) in records.iter().zip(&again) {
-        assert!(same_record(a, b), "round trip changed {a:?} into {b:?} via {body:?}");
+        assert!(same_record(&blank(a), &blank(b)), "round trip changed {a:?} into {b:?} via {body:?}");
     }
 });

@@ -280,7 +280,13 @@ impl Plan {
                 let bytes = r.array::<16>()?;
                 Value::String(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
             }
-            Node::Uuid { fixed: false } => Value::String(r.string()?.to_owned()),
+            Node::Uuid { fixed: false } => {
+                let start = r.pos;
+                let text = r.string()?;
+                uuid::Uuid::parse_str(text)
+                    .map_err(|e| PlanError::new(start, format!("`{text}` is not a UUID: {e}")))?;
+                Value::String(text.to_owned())
+            }
             Node::Fixed(n) => Value::Bytes(r.take(*n)?.to_vec()),
             Node::Enum(symbols) => {
                 let start = r.pos;
