@@ -16,6 +16,8 @@
 //! - `protobuf_decode/{dynamic_message,records}`: prost-reflect's
 //!   `DynamicMessage::decode` alone, and `ProtobufDecoder` into records;
 //!   `protobuf_encode/records`.
+//! - `debezium_json_decode/{with_schema,without_schema}`: Debezium change
+//!   events (updates) with and without the JSON converter's schema wrapper.
 
 use std::hint::black_box;
 
@@ -423,7 +425,83 @@ fn protobuf(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, json_decode, json_encode, delimited, avro, protobuf);
+fn debezium(c: &mut Criterion) {
+    use connector_core::format::{DataFormat, FormatConfig};
+    let row_schema = r#"{"type":"struct","optional":true,"name":"pg.public.readings.Value","field":"FIELD","fields":[
+        {"type":"int64","optional":false,"field":"id"},{"type":"string","optional":false,"field":"device"},
+        {"type":"double","optional":true,"field":"temperature"},{"type":"int32","optional":true,"field":"humidity"},
+        {"type":"int64","optional":true,"name":"io.debezium.time.MicroTimestamp","version":1,"field":"updated"},
+        {"type":"string","optional":true,"field":"note"}]}"#;
+    let schema = format!(
+        r#"{{"type":"struct","name":"pg.public.readings.Envelope","optional":false,"fields":[{},{},
+        {{"type":"struct","optional":false,"name":"io.debezium.connector.postgresql.Source","field":"source","fields":[
+          {{"type":"string","optional":false,"field":"version"}},{{"type":"string","optional":false,"field":"connector"}},
+          {{"type":"int64","optional":false,"field":"ts_ms"}},{{"type":"string","optional":false,"field":"table"}}]}},
+        {{"type":"string","optional":false,"field":"op"}},{{"type":"int64","optional":true,"field":"ts_ms"}}]}}"#,
+        row_schema.replace("FIELD", "before"),
+        row_schema.replace("FIELD", "after")
+    );
+    let mut rng = Lcg(5);
+    let payloads: Vec<String> = (0..MESSAGES)
+        .map(|i| {
+            let row = |t: f64| {
+                format!(
+                    r#"{{"id":{i},"device":"device_{}","temperature":{t},"humidity":{},"updated":{},"note":"reading from the north wing"}}"#,
+                    i % 100,
+                    i % 90,
+                    1_700_000_000_000_000u64 + i as u64
+                )
+            };
+            format!(
+                r#"{{"before":{},"after":{},"source":{{"version":"2.7.0.Final","connector":"postgresql","ts_ms":{},"table":"readings"}},"op":"u","ts_ms":{}}}"#,
+                row(rng.float()),
+                row(rng.float()),
+                1_700_000_000_000u64 + i as u64,
+                1_700_000_000_100u64 + i as u64
+            )
+        })
+        .collect();
+    let wrapped: Vec<Vec<u8>> = payloads
+        .iter()
+        .map(|p| format!(r#"{{"schema":{schema},"payload":{p}}}"#).into_bytes())
+        .collect();
+    let bare: Vec<Vec<u8>> = payloads.into_iter().map(String::into_bytes).collect();
+    for (name, messages) in [("with_schema", &wrapped), ("without_schema", &bare)] {
+        let mut group = c.benchmark_group("debezium_json_decode");
+        group.throughput(Throughput::Bytes(total_bytes(messages)));
+        let mut decoder = FormatConfig::new(DataFormat::DEBEZIUM_JSON)
+            .decoder()
+            .unwrap();
+        let mut out = Vec::with_capacity(2);
+        let _ = decoder
+            .decode(&messages[0], &MessageMeta::default(), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 2, "an update is two records");
+        out.clear();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for m in messages {
+                    let _ = decoder
+                        .decode(m, &MessageMeta::default(), &mut out)
+                        .unwrap();
+                    black_box(&out);
+                    out.clear();
+                }
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    json_decode,
+    json_encode,
+    delimited,
+    avro,
+    protobuf,
+    debezium
+);
 
 fn main() {
     benches();
