@@ -283,9 +283,10 @@ impl Plan {
             Node::Uuid { fixed: false } => {
                 let start = r.pos;
                 let text = r.string()?;
-                uuid::Uuid::parse_str(text)
+                // Canonical lower-case form, as for `fixed` UUIDs.
+                let id = uuid::Uuid::parse_str(text)
                     .map_err(|e| PlanError::new(start, format!("`{text}` is not a UUID: {e}")))?;
-                Value::String(text.to_owned())
+                Value::String(id.hyphenated().to_string())
             }
             Node::Fixed(n) => Value::Bytes(r.take(*n)?.to_vec()),
             Node::Enum(symbols) => {
