@@ -339,7 +339,10 @@ fn malformed_datums_are_errors_with_offsets() {
     let mut upper = vec![0x48];
     upper.extend_from_slice(b"6D8F3A4E-1B2C-4D5E-8F90-0123456789AB");
     let r = decode_all(&mut d, &upper).unwrap().remove(0);
-    assert_eq!(r.get("u"), Some(&Value::from("6d8f3a4e-1b2c-4d5e-8f90-0123456789ab")));
+    assert_eq!(
+        r.get("u"),
+        Some(&Value::from("6d8f3a4e-1b2c-4d5e-8f90-0123456789ab"))
+    );
     // A block count far beyond the payload is refused without allocating it.
     let arrays = Plan::parse(r#"{"type":"record","name":"A","fields":[{"name":"xs","type":{"type":"array","items":"null"}}]}"#).unwrap();
     let mut d = AvroDecoder::fixed(arrays);

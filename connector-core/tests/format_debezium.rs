@@ -374,6 +374,19 @@ fn malformed_events() {
             "cannot decode debezium-json at line 1 column 30: truncated input",
         ),
         ("[1]", "cannot decode debezium-json at array index 0"),
+        // Inside the wrapper, positions count from the start of the message.
+        (
+            r#"{"schema": null, "payload": {"op": "c", "after": {"id": tru}}}"#,
+            "at line 1 column 60: expected ident",
+        ),
+        (
+            r#"{"schema": {"fields": 1}, "payload": {"op": "c", "after": {"id": 1}}}"#,
+            "the event's `schema`: no `fields` list",
+        ),
+        (
+            r#"{"schema": null, "payload": {"op": "c", "after": {"id": 1}}, "x": 1}"#,
+            "no `op` field (fields: schema, payload, x)",
+        ),
         ("\u{0}", "cannot decode debezium-json"),
     ];
     for (payload, want) in cases {

@@ -75,6 +75,8 @@ pub struct DebeziumDecoder {
     pending: Pending,
     /// The last wrapper schema and the row plan compiled from it.
     typed: Option<(Value, Arc<RowPlan>)>,
+    /// The same, keyed by the schema's JSON text.
+    typed_raw: Option<(String, Arc<RowPlan>)>,
 }
 
 impl std::fmt::Debug for DebeziumDecoder {
@@ -100,6 +102,7 @@ impl DebeziumDecoder {
             key_scratch: Vec::new(),
             pending: Pending::None,
             typed: None,
+            typed_raw: None,
         }
     }
 
@@ -202,14 +205,10 @@ impl DebeziumDecoder {
     fn event(
         &mut self,
         envelope: Record,
-        schema: Option<Value>,
+        plan: Option<Arc<RowPlan>>,
         meta: &MessageMeta<'_>,
         out: &mut Vec<Record>,
     ) -> Result<Progress> {
-        let plan = match schema {
-            Some(schema) => Some(self.plan(schema)?),
-            None => None,
-        };
         let op = match envelope.get("op") {
             Some(Value::String(op)) => op.clone(),
             Some(other) => {
@@ -289,6 +288,65 @@ impl DebeziumDecoder {
         ))
     }
 
+    /// The row plan for a wrapper schema given as JSON text: compared as
+    /// text with the last one, parsed only when it changes.
+    fn plan_raw(&mut self, text: &str) -> Result<Arc<RowPlan>> {
+        if let Some((cached, plan)) = &self.typed_raw
+            && cached == text
+        {
+            return Ok(plan.clone());
+        }
+        let value = serde_json::from_str::<serde_json::Value>(text)
+            .map(Value::from_json)
+            .map_err(|e| self.error(format!("the event's `schema`: {e}")))?;
+        let plan = self.plan(value)?;
+        self.typed_raw = Some((text.to_owned(), plan.clone()));
+        Ok(plan)
+    }
+
+    /// Events with the JSON wrapper, read without building the schema's
+    /// values for every message. `None` when the payload is not a wrapper
+    /// or the fast path cannot decode it (the general path then reports
+    /// the error with positions in the whole message).
+    fn decode_wrapped(
+        &mut self,
+        payload: &[u8],
+        meta: &MessageMeta<'_>,
+        out: &mut Vec<Record>,
+    ) -> Option<Result<Progress>> {
+        let (schema, body) = split_json_wrapper(payload)?;
+        let start = out.len();
+        if body.trim() == "null" {
+            return Some(if self.upsert {
+                self.delete_by_key(meta, None, out)
+            } else {
+                Ok(Progress::Done)
+            });
+        }
+        self.scratch.clear();
+        match self.value.decode(body.as_bytes(), meta, &mut self.scratch) {
+            Ok(Progress::Done) => {}
+            _ => return None,
+        }
+        let plan = match schema.trim() {
+            "null" => None,
+            text => match self.plan_raw(text) {
+                Ok(plan) => Some(plan),
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        for envelope in std::mem::take(&mut self.scratch) {
+            match self.event(envelope, plan.clone(), meta, out) {
+                Ok(Progress::Done) => {}
+                other => {
+                    out.truncate(start);
+                    return Some(other);
+                }
+            }
+        }
+        Some(Ok(Progress::Done))
+    }
+
     fn plan(&mut self, schema: Value) -> Result<Arc<RowPlan>> {
         if let Some((cached, plan)) = &self.typed
             && *cached == schema
@@ -302,6 +360,48 @@ impl DebeziumDecoder {
         self.typed = Some((schema, plan.clone()));
         Ok(plan)
     }
+}
+
+/// The raw `schema` and `payload` of `{"schema": .., "payload": ..}`, when
+/// the message starts like one (a cheap check first, so unwrapped events
+/// pay nothing).
+fn split_json_wrapper(payload: &[u8]) -> Option<(&str, &str)> {
+    let text = payload
+        .trim_ascii_start()
+        .strip_prefix(b"{")?
+        .trim_ascii_start();
+    if !(text.starts_with(b"\"schema\"") || text.starts_with(b"\"payload\"")) {
+        return None;
+    }
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<(&'de str, &'de str)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a Debezium JSON wrapper")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let (mut schema, mut payload, mut other) = (None, None, false);
+            while let Some(key) = map.next_key::<&'de str>()? {
+                let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                match key {
+                    "schema" if schema.is_none() => schema = Some(raw.get()),
+                    "payload" if payload.is_none() => payload = Some(raw.get()),
+                    _ => other = true,
+                }
+            }
+            Ok(match (schema, payload, other) {
+                (Some(s), Some(p), false) => Some((s, p)),
+                _ => None,
+            })
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let found = serde::Deserializer::deserialize_map(&mut de, V).ok()?;
+    de.end().ok()?;
+    found
 }
 
 /// Splits `{"schema": .., "payload": ..}` into payload record and schema.
@@ -360,6 +460,11 @@ impl Decoder for DebeziumDecoder {
                 .delete_by_key(meta, None, out)
                 .inspect_err(|_| out.truncate(start));
         }
+        if self.null_is_tombstone
+            && let Some(result) = self.decode_wrapped(payload, meta, out)
+        {
+            return result.inspect_err(|_| out.truncate(start));
+        }
         self.scratch.clear();
         match self.value.decode(payload, meta, &mut self.scratch) {
             Ok(Progress::NeedsResolve) => {
@@ -380,7 +485,10 @@ impl Decoder for DebeziumDecoder {
                     Ok(Progress::Done)
                 }
             } else {
-                self.event(envelope, schema, meta, out)
+                match schema.map(|s| self.plan(s)).transpose() {
+                    Ok(plan) => self.event(envelope, plan, meta, out),
+                    Err(e) => Err(e),
+                }
             };
             match result {
                 Ok(Progress::Done) => {}
