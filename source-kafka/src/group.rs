@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use kafka_common::ClientEvents;
 use kafka_common::rdkafka::consumer::{
@@ -30,8 +29,8 @@ pub(crate) enum Change {
 pub(crate) struct GroupState {
     /// Next offsets whose records were delivered, not yet sent in a commit.
     pub pending: BTreeMap<i32, i64>,
-    /// The commit in flight, and when it was sent.
-    pub in_flight: Option<(BTreeMap<i32, i64>, Instant)>,
+    /// The commit in flight.
+    pub in_flight: Option<BTreeMap<i32, i64>>,
     /// Offsets the broker confirmed.
     pub committed: BTreeMap<i32, i64>,
     /// Assignment changes the source has not applied yet.
@@ -48,11 +47,7 @@ impl GroupState {
 
     /// Everything delivered and not confirmed: pending over in-flight.
     pub fn uncommitted(&self) -> BTreeMap<i32, i64> {
-        let mut all = self
-            .in_flight
-            .as_ref()
-            .map(|(o, _)| o.clone())
-            .unwrap_or_default();
+        let mut all = self.in_flight.clone().unwrap_or_default();
         all.extend(self.pending.iter().map(|(p, o)| (*p, *o)));
         all.retain(|p, o| self.committed.get(p) != Some(o));
         all
@@ -102,36 +97,35 @@ impl Group {
             .collect()
     }
 
-    /// Sends a commit of the pending offsets unless one is in flight (a
-    /// commit lost in flight is retried after `stale`).
-    pub fn commit_async<C: ConsumerContext>(&self, consumer: &impl Consumer<C>, stale: Duration) {
-        let offsets = {
-            let mut state = self.state();
-            if let Some((offsets, since)) = &state.in_flight {
-                if since.elapsed() < stale {
-                    return;
-                }
-                // No answer: send those offsets again with the pending ones.
-                let lost = offsets.clone();
-                for (p, o) in lost {
-                    state.pending.entry(p).or_insert(o);
-                }
-                state.in_flight = None;
+    /// Moves the pending offsets to the commit in flight and returns them,
+    /// unless a commit is in flight or nothing is pending.
+    pub fn start_commit(&self) -> Option<BTreeMap<i32, i64>> {
+        let mut state = self.state();
+        if state.in_flight.is_some() || state.pending.is_empty() {
+            return None;
+        }
+        let offsets = std::mem::take(&mut state.pending);
+        state.in_flight = Some(offsets.clone());
+        Some(offsets)
+    }
+
+    /// Records the answer to the commit in flight.
+    pub fn finish_commit(&self, offsets: BTreeMap<i32, i64>, result: KafkaResult<()>) {
+        let mut state = self.state();
+        state.in_flight = None;
+        match result {
+            Ok(()) => {
+                debug!(group = %self.group, ?offsets, "committed");
+                state.committed.extend(offsets);
             }
-            if state.pending.is_empty() {
-                return;
-            }
-            let offsets = std::mem::take(&mut state.pending);
-            state.in_flight = Some((offsets.clone(), Instant::now()));
-            offsets
-        };
-        let tpl = self.partition_list(&offsets);
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-            debug!(group = %self.group, error = %e, "commit not sent; will retry");
-            let mut state = self.state();
-            state.in_flight = None;
-            for (p, o) in offsets {
-                state.pending.entry(p).or_insert(o);
+            Err(e) => {
+                warn!(group = %self.group, error = %e, "offset commit failed; will retry");
+                // Newer offsets delivered meanwhile win.
+                for (p, o) in offsets {
+                    if state.assigned.contains(&p) {
+                        state.pending.entry(p).or_insert(o);
+                    }
+                }
             }
         }
     }
@@ -225,41 +219,6 @@ impl ConsumerContext for SourceContext {
             let assigned = group.partitions_of(tpl);
             info!(group = %group.group, partitions = ?assigned, "partitions assigned");
             group.push_change(Change::Assigned(assigned));
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        let group = &self.0;
-        let confirmed: BTreeMap<i32, i64> = offsets
-            .elements_for_topic(&group.topic)
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
-            })
-            .collect();
-        let mut state = group.state();
-        let ours = state
-            .in_flight
-            .as_ref()
-            .is_some_and(|(sent, _)| *sent == confirmed);
-        if ours {
-            state.in_flight = None;
-        }
-        match result {
-            Ok(()) => {
-                for (p, o) in confirmed {
-                    state.committed.insert(p, o);
-                }
-            }
-            Err(e) => {
-                warn!(group = %group.group, error = %e, "offset commit failed; will retry");
-                if ours {
-                    for (p, o) in confirmed {
-                        state.pending.entry(p).or_insert(o);
-                    }
-                }
-            }
         }
     }
 }

@@ -14,8 +14,8 @@ use connector_core::{
 use futures::{FutureExt, StreamExt};
 use kafka_common::check::{Probe, describe_partitions, topic_failure};
 use kafka_common::error::{describe, failure_kind, to_error};
-use kafka_common::rdkafka::consumer::{Consumer, StreamConsumer};
-use kafka_common::rdkafka::error::KafkaError;
+use kafka_common::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use kafka_common::rdkafka::error::{KafkaError, KafkaResult};
 use kafka_common::rdkafka::message::{BorrowedMessage, Headers, Message, OwnedMessage};
 use kafka_common::rdkafka::topic_partition_list::Offset;
 use tokio::time::Instant;
@@ -24,9 +24,6 @@ use tracing::{info, warn};
 use crate::config::{GROUP_PREFIX, KafkaSourceConfig, SPEC};
 use crate::group::{Change, Group, SourceContext};
 use crate::offsets::{Action, BatchSpans, OffsetBook};
-
-/// How long an offset commit may go unanswered before it is sent again.
-const COMMIT_STALE: Duration = Duration::from_secs(10);
 
 /// Reads a Kafka topic as a member of a consumer group.
 ///
@@ -106,7 +103,10 @@ impl std::fmt::Debug for SourceStatus {
 
 /// The consumer and the bookkeeping of a started source.
 struct Running {
-    consumer: StreamConsumer<SourceContext>,
+    consumer: Arc<StreamConsumer<SourceContext>>,
+    /// The offset commit in flight, on a blocking thread: librdkafka only
+    /// reports the outcome of a commit to the thread that waits for it.
+    commit: Option<CommitTask>,
     group: Arc<Group>,
     tracker: AckTracker<BatchSpans>,
     book: OffsetBook,
@@ -224,7 +224,8 @@ impl KafkaSource {
             "kafka source started"
         );
         Ok(Running {
-            consumer,
+            consumer: Arc::new(consumer),
+            commit: None,
             group,
             tracker: AckTracker::new(),
             book: OffsetBook::default(),
@@ -298,30 +299,56 @@ impl Running {
         }
     }
 
-    /// Whether delivered offsets wait for a commit that may be sent.
-    fn commit_wanted(&self) -> bool {
-        let state = self.group.state();
-        !state.pending.is_empty()
-            && state
-                .in_flight
-                .as_ref()
-                .is_none_or(|(_, since)| since.elapsed() >= COMMIT_STALE)
+    /// Handles the answer to the commit in flight, if it came.
+    fn reap_commit(&mut self) {
+        if let Some(task) = self.commit.as_mut()
+            && let Some(joined) = (&mut task.handle).now_or_never()
+        {
+            let offsets = std::mem::take(&mut task.offsets);
+            self.commit = None;
+            self.group.finish_commit(offsets, flatten_commit(joined));
+        }
     }
 
-    /// Sends a commit if one is wanted and the interval allows; returns
-    /// when the next one may be sent if one is still wanted.
+    /// Starts a commit of the delivered offsets when none is in flight and
+    /// the interval allows; returns when the next one may start if offsets
+    /// are waiting for it.
     fn maybe_commit(&mut self, interval: Duration) -> Option<Instant> {
-        if !self.commit_wanted() {
+        self.reap_commit();
+        if self.commit.is_some() {
             return None;
         }
         let now = Instant::now();
         if now < self.next_commit {
-            return Some(self.next_commit);
+            let waiting = !self.group.state().pending.is_empty();
+            return waiting.then_some(self.next_commit);
         }
-        self.group.commit_async(&self.consumer, COMMIT_STALE);
+        let offsets = self.group.start_commit()?;
+        let consumer = self.consumer.clone();
+        let group = self.group.clone();
+        let sent = offsets.clone();
+        let handle = tokio::task::spawn_blocking(move || {
+            let tpl = group.partition_list(&sent);
+            consumer.commit(&tpl, CommitMode::Sync)
+        });
+        self.commit = Some(CommitTask { offsets, handle });
         self.next_commit = now + interval;
         None
     }
+}
+
+/// An offset commit waiting for the broker.
+struct CommitTask {
+    offsets: std::collections::BTreeMap<i32, i64>,
+    handle: tokio::task::JoinHandle<KafkaResult<()>>,
+}
+
+fn flatten_commit(
+    joined: std::result::Result<KafkaResult<()>, tokio::task::JoinError>,
+) -> KafkaResult<()> {
+    joined.unwrap_or_else(|e| {
+        Err(KafkaError::Canceled).inspect_err(|_| warn!(error = %e, "commit task failed"))
+    })
 }
 
 #[async_trait]
@@ -405,6 +432,7 @@ impl Source for KafkaSource {
                 // Wait for the first message, serving outcomes and commits.
                 let Running {
                     consumer,
+                    commit,
                     tracker,
                     building,
                     book,
@@ -420,9 +448,16 @@ impl Source for KafkaSource {
                 };
                 let mut stream = consumer.stream();
                 let outstanding = tracker.outstanding() > 0;
+                let committing = async {
+                    match commit.as_mut() {
+                        Some(task) => (&mut task.handle).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let waited = tokio::select! {
                     biased;
                     Some(outcome) = tracker.next(), if outstanding => Waited::Outcome(outcome),
+                    joined = committing => Waited::Committed(joined),
                     _ = tokio::time::sleep_until(commit_at.unwrap_or_else(Instant::now)), if commit_at.is_some() => Waited::CommitDue,
                     Some(message) = stream.next() => {
                         match reader.read_event(building, &mut books, message)? {
@@ -439,6 +474,13 @@ impl Source for KafkaSource {
                         continue;
                     }
                     Waited::CommitDue => continue,
+                    Waited::Committed(joined) => {
+                        if let Some(task) = run.commit.take() {
+                            run.group
+                                .finish_commit(task.offsets, flatten_commit(joined));
+                        }
+                        continue;
+                    }
                     Waited::Read => {}
                 }
             } else {
@@ -478,13 +520,18 @@ impl Source for KafkaSource {
         };
         let topic = self.topic.clone();
         run.drain_outcomes(&topic);
+        if let Some(task) = run.commit.take() {
+            let joined = task.handle.await;
+            run.group
+                .finish_commit(task.offsets, flatten_commit(joined));
+        }
         let name = self.name.clone();
         let outstanding = run.tracker.outstanding();
         // Commit and leave the group off the async threads: both wait for
         // the broker.
         let joined = tokio::task::spawn_blocking(move || {
             let offsets = run.group.state().uncommitted();
-            let result = run.group.commit_sync(&run.consumer, &offsets);
+            let result = run.group.commit_sync(&*run.consumer, &offsets);
             if outstanding > 0 {
                 info!(
                     batches = outstanding,
@@ -587,6 +634,7 @@ impl Books<'_> {
 /// What the wait for the first message of a batch ended with.
 enum Waited {
     Outcome((BatchSpans, AckStatus)),
+    Committed(std::result::Result<KafkaResult<()>, tokio::task::JoinError>),
     CommitDue,
     Read,
 }
