@@ -3,6 +3,7 @@
 //! consumed, produced or created.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use connector_core::check::{CheckReport, FailureKind};
@@ -14,6 +15,9 @@ use rdkafka::topic_partition_list::Offset;
 use crate::config::KafkaClientConfig;
 use crate::context::{ClientEvents, EventsContext};
 use crate::error::{check_failure, client_failure, describe, failure_kind, is_decisive};
+
+/// How long a check that already failed waits for librdkafka's explanation.
+const DETAIL_GRACE: Duration = Duration::from_millis(250);
 
 /// A check's failure: its kind and the reason.
 pub type StepFailure = (FailureKind, String);
@@ -79,16 +83,43 @@ impl Probe {
         // reported with the client's reason rather than a bare timeout.
         let budget = timeout.mul_f64(0.9);
         let mut errors = self.events.subscribe();
+        // librdkafka queues its logs and errors; they reach the context
+        // (and say why a connection failed) only when the client is polled.
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let consumer = self.consumer.clone();
+            let stop = stop.clone();
+            tokio::task::spawn_blocking(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = consumer.poll(Duration::from_millis(20));
+                }
+                // Whatever arrived last.
+                for _ in 0..100 {
+                    let _ = consumer.poll(Duration::ZERO);
+                }
+            })
+        };
         let task = tokio::task::spawn_blocking(move || call(&consumer, budget));
-        tokio::select! {
-            joined = task => match joined {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(e)) => Err(check_failure(&e, self.events.last_error().as_ref())),
-                Err(e) => Err((FailureKind::Invalid, format!("check task failed: {e}"))),
-            },
-            Ok(error) = errors.wait_for(|e| e.as_ref().is_some_and(is_decisive)) => {
-                let error = error.clone().expect("decisive error present");
-                Err(client_failure(&error))
+        let stop_poller = StopOnDrop(stop);
+        let result = tokio::select! {
+            joined = task => joined,
+            true = async { errors.wait_for(|e| e.as_ref().is_some_and(is_decisive)).await.is_ok() } => {
+                // Take in what librdkafka reports right after: its own TLS
+                // and SASL messages are the clearest.
+                tokio::time::sleep(DETAIL_GRACE).await;
+                drop(stop_poller);
+                let _ = poller.await;
+                let error = self.events.last_error().expect("decisive error present");
+                return Err(client_failure(&error));
+            }
+        };
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            failed => {
+                // Let the poller deliver the events that explain the error.
+                drop(stop_poller);
+                let _ = poller.await;
+                Err(result_failure(failed, &self.events))
             }
         }
     }
@@ -179,6 +210,27 @@ impl Probe {
             out.push((elem.partition(), offset));
         }
         Ok(out)
+    }
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The failure of a blocking call that did not succeed.
+fn result_failure<T>(
+    joined: std::result::Result<KafkaResult<T>, tokio::task::JoinError>,
+    events: &ClientEvents,
+) -> StepFailure {
+    match joined {
+        Ok(Ok(_)) => (FailureKind::Invalid, "no failure".to_owned()),
+        Ok(Err(e)) => check_failure(&e, events.last_error().as_ref()),
+        Err(e) => (FailureKind::Invalid, format!("check task failed: {e}")),
     }
 }
 

@@ -54,8 +54,16 @@ impl ClientEvents {
         &self.component
     }
 
-    /// Handles a librdkafka log line.
+    /// Handles a librdkafka log line. Connection failures are also
+    /// remembered as errors: librdkafka explains them (refused, TLS, SASL)
+    /// only in its log, and the error it returns says little more than
+    /// "transport failure".
     pub fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "FAIL"
+            && let Some(code) = connection_failure(message)
+        {
+            self.remember(code, strip_thread(message));
+        }
         let component = self.component.as_str();
         match level {
             RDKafkaLogLevel::Emerg
@@ -85,16 +93,36 @@ impl ClientEvents {
         // Connection trouble is retried by librdkafka; it is worth a warning,
         // not an error, until a caller gives up.
         tracing::warn!(target: "librdkafka", component, code = %code, "{reason}");
-        let reason = reason.trim();
+        self.remember(code, reason.trim());
+    }
+
+    fn remember(&self, code: RDKafkaErrorCode, reason: &str) {
+        // A disconnect during the TLS handshake is a TLS failure, but says
+        // less than librdkafka's own TLS message.
+        let weak = code == RDKafkaErrorCode::BrokerTransportFailure;
+        let code = if weak && reason.contains("SSL") {
+            RDKafkaErrorCode::SSL
+        } else {
+            code
+        };
+        let specific = |c: RDKafkaErrorCode| {
+            matches!(c, RDKafkaErrorCode::SSL | RDKafkaErrorCode::Authentication)
+        };
         self.last_error.send_modify(|last| {
             let error = match last.take() {
                 // "1/1 brokers are down" says less than the error before it
                 // ("Connection refused", "SSL handshake failed"): keep that one.
                 Some(previous) if code == RDKafkaErrorCode::AllBrokersDown => ClientError {
                     all_brokers_down: true,
-                    reason: format!("{} ({reason})", previous.reason),
+                    reason: if previous.all_brokers_down {
+                        previous.reason
+                    } else {
+                        format!("{} ({reason})", previous.reason)
+                    },
                     ..previous
                 },
+                // A bare disconnect says less than a TLS or SASL failure.
+                Some(previous) if specific(previous.code) && (weak || !specific(code)) => previous,
                 _ => ClientError {
                     code,
                     reason: reason.to_owned(),
@@ -121,6 +149,29 @@ impl ClientEvents {
     }
 }
 
+/// The error code a connection-failure log line stands for.
+fn connection_failure(message: &str) -> Option<RDKafkaErrorCode> {
+    if message.contains("SSL handshake failed") || message.contains("certificate verify failed") {
+        Some(RDKafkaErrorCode::SSL)
+    } else if message.contains("SASL") || message.contains("Authentication failed") {
+        Some(RDKafkaErrorCode::Authentication)
+    } else if message.contains("Failed to resolve") {
+        Some(RDKafkaErrorCode::Resolve)
+    } else if message.contains("Connect to") || message.contains("Disconnected") {
+        Some(RDKafkaErrorCode::BrokerTransportFailure)
+    } else {
+        None
+    }
+}
+
+/// Drops librdkafka's `[thrd:...]: ` prefix.
+fn strip_thread(message: &str) -> &str {
+    match message.strip_prefix("[thrd:") {
+        Some(rest) => rest.split_once("]: ").map_or(message, |(_, m)| m),
+        None => message,
+    }
+}
+
 /// A client context that only handles logs and errors: for admin clients,
 /// metadata clients of checks, and plain producers and consumers.
 #[derive(Debug, Clone)]
@@ -144,3 +195,49 @@ impl ClientContext for EventsContext {
 }
 
 impl ConsumerContext for EventsContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_in_the_log_become_errors() {
+        let events = ClientEvents::new("kafka source");
+        events.log(
+            RDKafkaLogLevel::Error,
+            "FAIL",
+            "[thrd:ssl://127.0.0.1:1/bootstrap]: ssl://127.0.0.1:1/bootstrap: SSL handshake failed: Disconnected: connecting to a PLAINTEXT broker listener? (after 8ms in state SSL_HANDSHAKE)",
+        );
+        // The plain disconnect that follows does not hide the TLS failure.
+        events.error(
+            KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+            "ssl://127.0.0.1:1/bootstrap: Disconnected (after 0ms in state SSL_HANDSHAKE)",
+        );
+        let last = events.last_error().unwrap();
+        assert_eq!(last.code, RDKafkaErrorCode::SSL);
+        assert!(
+            last.reason
+                .starts_with("ssl://127.0.0.1:1/bootstrap: SSL handshake failed"),
+            "{}",
+            last.reason
+        );
+        events.error(
+            KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        let last = events.last_error().unwrap();
+        assert!(last.all_brokers_down);
+        assert!(
+            last.reason.ends_with("(1/1 brokers are down)"),
+            "{}",
+            last.reason
+        );
+        events.clear();
+        events.log(
+            RDKafkaLogLevel::Info,
+            "CONNECT",
+            "Connect to ipv4#127.0.0.1:1",
+        );
+        assert_eq!(events.last_error(), None, "only failures count");
+    }
+}
