@@ -114,11 +114,6 @@ impl ClientEvents {
                 // ("Connection refused", "SSL handshake failed"): keep that one.
                 Some(previous) if code == RDKafkaErrorCode::AllBrokersDown => ClientError {
                     all_brokers_down: true,
-                    reason: if previous.all_brokers_down {
-                        previous.reason
-                    } else {
-                        format!("{} ({reason})", previous.reason)
-                    },
                     ..previous
                 },
                 // A bare disconnect says less than a TLS or SASL failure.

@@ -233,8 +233,17 @@ pub fn produce(
 /// Reads `topic` at `bootstrap` from the beginning of every partition,
 /// without a group, until `count` messages arrived or `timeout` passed.
 pub fn read(bootstrap: &str, topic: &str, count: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    // librdkafka assigns partitions only with a group id; this one never
+    // commits.
+    static READERS: AtomicU64 = AtomicU64::new(0);
+    let group = format!(
+        "test-reader-{}-{}",
+        std::process::id(),
+        READERS.fetch_add(1, Ordering::Relaxed)
+    );
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
         .expect("create test consumer");

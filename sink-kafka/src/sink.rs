@@ -19,8 +19,11 @@ use tracing::{info, warn};
 use crate::config::{KafkaSinkConfig, SPEC};
 use crate::delivery::{BatchDelivery, InFlight, SinkContext};
 
-/// How long topic metadata and creation may take before the first write.
+/// How long a created topic may take to show in the metadata.
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the controller may take to answer a CreateTopics request.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Writes one Kafka message per record: the encoded record as payload, the
 /// record's key as message key, its event time as message timestamp and its
@@ -169,7 +172,7 @@ impl KafkaSink {
             Err(TopicLookup::Failed(e)) => return Err(to_error(&self.name, operation, &e)),
         }
         let admin = self.admin()?;
-        let created = create_topic(&admin, &self.config, false).await;
+        let created = create_topic(&admin, &self.config, false, CREATE_TIMEOUT).await;
         match created {
             Ok(()) => info!(
                 topic,
@@ -251,12 +254,14 @@ impl KafkaSink {
         };
         match encoded {
             Ok(()) => Ok(true),
-            Err(e) if e.is_bad_data() => {
-                let e = if record.position.is_none() {
-                    e.at(format!("#{index} of its batch"))
-                } else {
-                    e
-                };
+            Err(mut e) if e.is_bad_data() => {
+                // Records from sources without positions are named by their
+                // place in the batch.
+                if record.position.is_none()
+                    && let Error::Encode { position, .. } = &mut e
+                {
+                    *position = format!("#{index} of its batch");
+                }
                 bad.get_or_insert(e.in_component(self.name.to_string()));
                 Ok(false)
             }
@@ -299,6 +304,7 @@ async fn create_topic(
     admin: &AdminClient<EventsContext>,
     config: &KafkaSinkConfig,
     validate_only: bool,
+    timeout: Duration,
 ) -> std::result::Result<(), StepFailure> {
     let topic = NewTopic::new(
         &config.topic,
@@ -307,8 +313,8 @@ async fn create_topic(
     );
     let options = AdminOptions::new()
         .validate_only(validate_only)
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(10)));
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
     match admin.create_topics([&topic], &options).await {
         Ok(results) => match results.into_iter().next() {
             Some(Ok(_)) | None => Ok(()),
@@ -316,11 +322,18 @@ async fn create_topic(
             Some(Err((_, code))) => Err((failure_kind(code), code.to_string())),
         },
         Err(e) => {
-            let code = e.rdkafka_error_code();
+            let code = match &e {
+                KafkaError::AdminOp(code) => Some(*code),
+                other => other.rdkafka_error_code(),
+            };
             let reason = match code {
                 Some(
                     RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion,
                 ) => "the brokers do not support creating topics (CreateTopics)".to_owned(),
+                Some(RDKafkaErrorCode::OperationTimedOut) => format!(
+                    "the cluster's controller did not answer the CreateTopics request within {}",
+                    connector_core::config::format_duration(timeout)
+                ),
                 _ => describe(&e),
             };
             Err((code.map_or(FailureKind::Invalid, failure_kind), reason))
@@ -488,7 +501,7 @@ impl Sink for KafkaSink {
                 let config = &self.config;
                 report
                     .step(step, timeout, async {
-                        create_topic(&admin, config, true)
+                        create_topic(&admin, config, true, timeout.mul_f64(0.9))
                             .await
                             .map(|()| {
                                 format!(
@@ -497,8 +510,9 @@ impl Sink for KafkaSink {
                                 )
                             })
                             .map_err(|(kind, reason)| {
+                                // The topic is missing, whatever stopped its creation.
                                 let kind = match kind {
-                                    FailureKind::Invalid => FailureKind::NotFound,
+                                    FailureKind::Invalid | FailureKind::Timeout => FailureKind::NotFound,
                                     other => other,
                                 };
                                 (kind, format!("topic `{topic}` does not exist and cannot be created: {reason}"))
