@@ -118,6 +118,10 @@ pub struct KafkaSourceConfig {
     pub retry_backoff: Duration,
     /// Longest wait before redelivering.
     pub max_retry_backoff: Duration,
+    /// When partitions are revoked (or the source closes), how long their
+    /// readers wait for the batches in flight to be delivered, so that the
+    /// next owner does not read them again.
+    pub drain_timeout: Duration,
 }
 
 impl KafkaSourceConfig {
@@ -139,6 +143,7 @@ impl KafkaSourceConfig {
             commit_interval: Duration::from_millis(100),
             retry_backoff: Duration::from_millis(100),
             max_retry_backoff: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(5),
         }
     }
 

@@ -31,6 +31,7 @@ mod config;
 mod group;
 mod offsets;
 mod source;
+mod worker;
 
 pub use config::{GROUP_PREFIX, KafkaSourceConfig, SPEC, StartOffset};
 pub use source::{KafkaSource, SourceStatus};
