@@ -22,7 +22,13 @@ fn json(n: i64) -> TestMessage {
 async fn every_data_type_reaches_the_sink() {
     init_logs();
     let kafka = MockKafka::start();
-    let cases: [(&str, Vec<u8>, &[(&str, &str)]); 4] = [
+    // data_type, payload, extra properties
+    type Case = (
+        &'static str,
+        Vec<u8>,
+        &'static [(&'static str, &'static str)],
+    );
+    let cases: [Case; 4] = [
         (
             "json",
             br#"{"id":7,"name":"ada","tags":["x"],"ok":true}"#.to_vec(),
