@@ -461,3 +461,87 @@ async fn invalid_utf8_text_is_bad_data() {
         "kafka source: cannot decode text at topic bad-text partition 0 offset 3, byte 0: invalid UTF-8"
     );
 }
+
+/// A decoder that must look something up (like an Avro decoder meeting a
+/// new schema id) before it can decode: the message waits, in order.
+struct LookupDecoder {
+    known: std::collections::HashSet<u8>,
+    wanted: Option<u8>,
+    lookups: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl connector_core::format::Decoder for LookupDecoder {
+    fn format(&self) -> &'static str {
+        "lookup"
+    }
+
+    fn decode(
+        &mut self,
+        payload: &[u8],
+        _meta: &connector_core::format::MessageMeta<'_>,
+        out: &mut Vec<connector_core::Record>,
+    ) -> connector_core::Result<connector_core::format::Progress> {
+        let id = payload[0];
+        if !self.known.contains(&id) {
+            self.wanted = Some(id);
+            return Ok(connector_core::format::Progress::NeedsResolve);
+        }
+        let n: i64 = std::str::from_utf8(&payload[1..]).unwrap().parse().unwrap();
+        out.push(connector_core::Record::from_pairs([
+            ("n", Value::Int64(n)),
+            ("id", Value::Int64(id as i64)),
+        ]));
+        Ok(connector_core::format::Progress::Done)
+    }
+
+    fn resolve(&mut self) -> futures::future::BoxFuture<'_, connector_core::Result<()>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(id) = self.wanted.take() {
+                self.known.insert(id);
+                self.lookups
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn messages_that_need_a_lookup_wait_for_it_in_order() {
+    init_logs();
+    let kafka = MockKafka::start();
+    kafka.create_topic("lookup", 1);
+    // Schema ids 1, 2 and 3 appear in turn.
+    kafka.produce(
+        "lookup",
+        (0..300).map(|n| {
+            let mut payload = vec![1 + (n / 100) as u8];
+            payload.extend(n.to_string().bytes());
+            TestMessage::new(payload)
+        }),
+    );
+    let lookups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = lookups.clone();
+    let config = source_kafka::KafkaSourceConfig::from_properties(
+        &props(&kafka, "lookup", "binary").with("group", "lookup"),
+    )
+    .unwrap();
+    let source = KafkaSource::with_decoders(config, move || {
+        Ok(Box::new(LookupDecoder {
+            known: Default::default(),
+            wanted: None,
+            lookups: counter.clone(),
+        }))
+    });
+    let (handle, collected, status) = collect(source);
+    expect_records(&collected, 300).await;
+    common::eventually("commits", || {
+        status.committed_offsets() == BTreeMap::from([(0, 300)])
+    })
+    .await;
+    handle.stop();
+    handle.join().await.unwrap();
+    assert_eq!(numbers(&collected.records()), (0..300).collect::<Vec<_>>());
+    assert_eq!(lookups.load(std::sync::atomic::Ordering::Relaxed), 3);
+}
