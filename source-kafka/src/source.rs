@@ -3,8 +3,8 @@
 //! partition (see [`worker`](crate::worker)).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -343,13 +343,9 @@ impl Driver {
         if let Err(e) = self.group.commit(&*self.consumer, None) {
             warn!(group = %self.group.group, error = %e, "commit at close failed; a restart may repeat records");
         }
-        let Driver {
-            consumer, workers, ..
-        } = self;
-        // The readers are gone; this is the consumer's last reference, and
+        // The readers are gone, so this is the consumer's last reference:
         // dropping it leaves the group.
-        let _ = workers.consumer.set(Weak::new());
-        drop(consumer);
+        drop(self.consumer);
     }
 }
 
