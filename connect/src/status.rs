@@ -252,7 +252,7 @@ mod tests {
                 2.0,
                 Duration::from_secs(2)
             ),
-            "in 1000/s (10.0 kB/s) · out 500/s (5.0 kB/s) · 1.0k delivered · 3 errors · 3 batches in flight · 2.0s"
+            "in 1.0k/s (10.0 kB/s) · out 500/s (5.0 kB/s) · 1.0k delivered · 3 errors · 3 batches in flight · 2.0s"
         );
     }
 }

@@ -695,9 +695,12 @@ mod tests {
 
     #[tokio::test]
     async fn reshaping() {
+        use connector_core::Sink as _;
         use connector_core::memory::{self, CollectSink};
         let (mut tx, source) = memory::channel(1);
-        tx.send(connector_core::Batch::new(vec![record(), record()]))
+        // Records of one shape share their schema, as sources make them.
+        let r = record();
+        tx.send(connector_core::Batch::new(vec![r.clone(), r]))
             .await
             .unwrap();
         drop(tx);
