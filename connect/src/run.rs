@@ -45,7 +45,8 @@ pub fn check(args: &PipelineArgs, matches: &ArgMatches) -> u8 {
                     if plan.transforms.is_empty() {
                         String::new()
                     } else {
-                        format!("{} transforms → ", plan.transforms.len())
+                        let n = plan.transforms.len();
+                        format!("{n} transform{} → ", if n == 1 { "" } else { "s" })
                     },
                     sinks.join(", "),
                     plan.dead_letter

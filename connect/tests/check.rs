@@ -45,7 +45,7 @@ path = "bad.jsonl"
     assert_eq!(
         out.stdout,
         format!(
-            "{}: ok (stream_generator → 1 transforms → file, console; bad records → file)\n",
+            "{}: ok (stream_generator → 1 transform → file, console; bad records → file)\n",
             path.display()
         )
     );
@@ -346,4 +346,22 @@ fn every_example_pipeline_is_check_clean() {
         "{}",
         out.all()
     );
+}
+
+#[test]
+fn the_readme_pipeline_is_check_clean() {
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("# pipeline.toml\n")
+        .expect("the README's pipeline");
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "pipeline.toml", &readme[start..end]);
+    let mut command = common::connect();
+    command
+        .args(["check", common::s(&path)])
+        .env("KAFKA_BROKERS", "localhost:9092")
+        .env("CLICKHOUSE_PASSWORD", "secret");
+    let out = common::Running::start(command).wait(T);
+    assert_eq!(out.code, Some(0), "{}", out.all());
 }
