@@ -170,7 +170,7 @@ impl PipelineArgs {
     /// the order of the flags.
     pub fn definitions(&self, matches: &ArgMatches) -> Vec<Result<Definition, Issues>> {
         let mut definitions: Vec<Result<Definition, Issues>> = if self.uses_flags() {
-            vec![self.from_flags(matches)]
+            vec![self.flags_definition(matches)]
         } else if self.files.is_empty() {
             let mut issues = Issues::new("command line");
             issues.add(
@@ -214,7 +214,7 @@ impl PipelineArgs {
         }
     }
 
-    fn from_flags(&self, matches: &ArgMatches) -> Result<Definition, Issues> {
+    fn flags_definition(&self, matches: &ArgMatches) -> Result<Definition, Issues> {
         let mut issues = Issues::new("command line");
         let mut flags: Vec<(usize, Flag)> = Vec::new();
         for (id, section) in [
@@ -228,7 +228,8 @@ impl PipelineArgs {
                     .map(|(i, v)| (i, Flag::Connector(section, v))),
             );
         }
-        let simple: [(&str, fn(String) -> Flag); 5] = [
+        type MakeFlag = fn(String) -> Flag;
+        let simple: [(&str, MakeFlag); 5] = [
             ("property", Flag::Property),
             ("filter", Flag::Filter),
             ("select", Flag::Select),

@@ -138,8 +138,10 @@ pub fn describe_text(spec: &ConnectorSpec) -> String {
         if p.required {
             notes.push("required".to_owned());
         }
-        if let Some(d) = p.default {
-            notes.push(format!("default `{d}`"));
+        match p.default {
+            Some("") => notes.push("default empty".to_owned()),
+            Some(d) => notes.push(format!("default `{d}`")),
+            None => {}
         }
         if p.is_secret() {
             notes.push("secret".to_owned());

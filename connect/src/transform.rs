@@ -191,12 +191,16 @@ impl Transform {
 /// Output field → (input position, field).
 type Layout = Vec<(Option<usize>, Field)>;
 
+/// The last input schema, its output schema, and where each output value
+/// comes from.
+type Cached = (Arc<Schema>, Arc<Schema>, Vec<Option<usize>>);
+
 /// Reshapes records field by field. Records of one shape share their
 /// schema, so the new schema is computed once per input schema, not per
 /// record.
 struct Reshape<F> {
     plan: F,
-    last: Option<(Arc<Schema>, Arc<Schema>, Vec<Option<usize>>)>,
+    last: Option<Cached>,
 }
 
 impl<F: FnMut(&Schema) -> Layout> Reshape<F> {

@@ -103,7 +103,7 @@ fn a_pipeline_from_flags_with_transforms() {
         assert!(line["user"].as_f64().unwrap() >= 50.0);
     }
     assert!(
-        out.stderr.contains(&format!(": 500 records in ("))
+        out.stderr.contains(": 500 records in (")
             && out.stderr.contains(&format!("), {} out (", lines.len())),
         "{}",
         out.all()
@@ -209,8 +209,7 @@ fn progress_lines_metrics_endpoint_and_sigterm() {
     // match the file.
     let written = json_lines(&out_file).len();
     assert!(
-        out.stderr.contains(&format!(" records in ("))
-            && out.stderr.contains(&format!("), {written} out (")),
+        out.stderr.contains(" records in (") && out.stderr.contains(&format!("), {written} out (")),
         "{written} lines written\n{}",
         out.all()
     );
