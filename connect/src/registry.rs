@@ -73,6 +73,16 @@ pub static SOURCES: &[SourceType] = &[
         validate: |p| source_ably::AblySource::from_properties(p).map(drop),
         build: |p| Ok(Box::new(source_ably::AblySource::from_properties(p)?)),
     },
+    SourceType {
+        spec: &source_httppush::SPEC,
+        // The server is bound when the source is first read.
+        validate: |p| source_httppush::HttpPushSource::from_properties(p).map(drop),
+        build: |p| {
+            Ok(Box::new(source_httppush::HttpPushSource::from_properties(
+                p,
+            )?))
+        },
+    },
 ];
 
 /// Every sink type, in the order `connect list` prints them.
@@ -81,6 +91,16 @@ pub static SINKS: &[SinkType] = &[
         spec: &sink_pulsar::SPEC,
         validate: |p| sink_pulsar::PulsarSink::from_properties(p).map(drop),
         build: |p| Ok(Box::new(sink_pulsar::PulsarSink::from_properties(p)?)),
+    },
+    SinkType {
+        spec: &sink_http::SPEC,
+        validate: |p| sink_http::HttpSink::from_properties(p).map(drop),
+        build: |p| Ok(Box::new(sink_http::HttpSink::from_properties(p)?)),
+    },
+    SinkType {
+        spec: &sink_slack::SPEC,
+        validate: |p| sink_slack::SlackSink::from_properties(p).map(drop),
+        build: |p| Ok(Box::new(sink_slack::SlackSink::from_properties(p)?)),
     },
     SinkType {
         spec: &sink_email::SPEC,
@@ -95,6 +115,11 @@ pub static SINKS: &[SinkType] = &[
                 p,
             )?))
         },
+    },
+    SinkType {
+        spec: &sink_timeplus::SPEC,
+        validate: |p| sink_timeplus::TimeplusSink::from_properties(p).map(drop),
+        build: |p| Ok(Box::new(sink_timeplus::TimeplusSink::from_properties(p)?)),
     },
     SinkType {
         spec: &console::SPEC,
