@@ -50,7 +50,8 @@ pub struct Options {
     pub channel_capacity: Option<usize>,
     /// Longest wait for outstanding acknowledgements at shutdown.
     pub drain_timeout: Duration,
-    /// Check every connection before starting.
+    /// Check every connection before starting (`connect run` does, and
+    /// prints each step).
     pub check_on_start: bool,
     /// Time limit of each check step.
     pub check_timeout: Duration,
@@ -350,11 +351,7 @@ impl Plan {
         if let Some(n) = options.channel_capacity {
             pipeline = pipeline.channel_capacity(n);
         }
-        pipeline = pipeline.drain_timeout(options.drain_timeout);
-        if options.check_on_start {
-            pipeline = pipeline.check_on_start(options.check_timeout);
-        }
-        pipeline
+        pipeline.drain_timeout(options.drain_timeout)
     }
 }
 

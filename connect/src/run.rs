@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use clap::ArgMatches;
-use connector_core::{CancellationToken, Error, Sink as _, Source as _};
+use connector_core::check::{CheckOutcome, CheckReport};
+use connector_core::{CancellationToken, Error};
 
 use crate::cli::{PipelineArgs, RunArgs, TestArgs};
 use crate::issues::Issues;
-use crate::plan::Plan;
+use crate::plan::{Built, Plan};
 use crate::status::{self, Console};
 
 /// Process exit codes.
@@ -81,37 +82,12 @@ pub async fn test(args: &TestArgs, matches: &ArgMatches) -> u8 {
             return exit::CONFIG;
         }
     };
-    let mut reports = Vec::new();
-    let mut source = built.source;
-    reports.push(("source".to_owned(), source.check(args.timeout).await));
-    for (section, mut sink) in built.sinks {
-        reports.push((section, sink.check(args.timeout).await));
-    }
-    if let Some(mut dl) = built.dead_letter {
-        reports.push(("dead_letter".to_owned(), dl.check(args.timeout).await));
-    }
-    // Two connectors of one type are told apart by their section.
-    let components: Vec<String> = reports.iter().map(|(_, r)| r.component.clone()).collect();
-    let mut steps = 0;
-    let mut failed = 0;
-    for (section, report) in &mut reports {
-        if components
-            .iter()
-            .filter(|c| **c == report.component)
-            .count()
-            > 1
-        {
-            report.component = format!("{} ({section})", report.component);
-        }
-        steps += report.steps.len();
-        failed += report
-            .steps
-            .iter()
-            .filter(|s| !matches!(s.outcome, connector_core::check::CheckOutcome::Passed(_)))
-            .count();
+    let mut built = built;
+    let reports = check_connections(&mut built, args.timeout).await;
+    let (steps, failed) = count_steps(&reports);
+    for report in &reports {
         if report.steps.is_empty() {
             println!("{}: FAILED no step was checked", report.component);
-            failed += 1;
         } else {
             println!("{report}");
         }
@@ -123,6 +99,45 @@ pub async fn test(args: &TestArgs, matches: &ArgMatches) -> u8 {
         println!("{}: {failed} of {steps} checks failed", plan.origin);
         exit::RUNTIME
     }
+}
+
+/// Runs every connector's connection check, in pipeline order. Two
+/// connectors of one type are told apart by their section.
+async fn check_connections(built: &mut Built, timeout: Duration) -> Vec<CheckReport> {
+    let mut reports = vec![("source".to_owned(), built.source.check(timeout).await)];
+    for (section, sink) in &mut built.sinks {
+        reports.push((section.clone(), sink.check(timeout).await));
+    }
+    if let Some(dl) = &mut built.dead_letter {
+        reports.push(("dead_letter".to_owned(), dl.check(timeout).await));
+    }
+    let components: Vec<String> = reports.iter().map(|(_, r)| r.component.clone()).collect();
+    reports
+        .into_iter()
+        .map(|(section, mut report)| {
+            if components
+                .iter()
+                .filter(|c| **c == report.component)
+                .count()
+                > 1
+            {
+                report.component = format!("{} ({section})", report.component);
+            }
+            report
+        })
+        .collect()
+}
+
+/// (steps, failed steps); a report without steps counts as one failure.
+fn count_steps(reports: &[CheckReport]) -> (usize, usize) {
+    let steps = reports.iter().map(|r| r.steps.len().max(1)).sum();
+    let failed = reports.iter().filter(|r| r.steps.is_empty()).count()
+        + reports
+            .iter()
+            .flat_map(|r| &r.steps)
+            .filter(|s| !matches!(s.outcome, CheckOutcome::Passed(_)))
+            .count();
+    (steps, failed)
 }
 
 /// `connect run`.
@@ -141,10 +156,21 @@ pub async fn run(args: &RunArgs, matches: &ArgMatches, console: Console) -> u8 {
             return exit::CONFIG;
         }
     };
-    let mut pipeline = plan.pipeline(built);
-    if args.check_first {
-        pipeline = pipeline.check_on_start(plan.options.check_timeout);
+    let mut built = built;
+    if args.check_first || plan.options.check_on_start {
+        let reports = check_connections(&mut built, plan.options.check_timeout).await;
+        for report in &reports {
+            console.print(&report.to_string());
+        }
+        let (steps, failed) = count_steps(&reports);
+        if failed > 0 {
+            console.print(&format!(
+                "connect: {failed} of {steps} connection checks failed; not starting"
+            ));
+            return exit::RUNTIME;
+        }
     }
+    let pipeline = plan.pipeline(built);
     let metrics = pipeline.metrics();
     let stop = CancellationToken::new();
     let pipeline = pipeline.shutdown_on(stop.clone());

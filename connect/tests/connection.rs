@@ -151,3 +151,29 @@ fn a_configuration_error_exits_with_2_before_any_check() {
         )
     );
 }
+
+#[test]
+fn run_check_first_stops_before_reading_when_a_check_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = testkit::free_port();
+    let path = pipeline(dir.path(), &format!("127.0.0.1:{closed}"), "pw");
+    let out = run(&["run", s(&path), "--check-first"], T);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        lines[0],
+        "stream_generator source: ok     nothing to check: this source uses no external service"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "clickhouse sink: FAILED connect to http://127.0.0.1:{closed}: unreachable: "
+        )),
+        "{}",
+        out.all()
+    );
+    assert_eq!(
+        *lines.last().unwrap(),
+        "connect: 1 of 4 connection checks failed; not starting"
+    );
+    assert!(!dir.path().join("copy.jsonl").exists());
+}
