@@ -1,43 +1,16 @@
-//! `connect`: run any source → sink pipeline of the connector library from
-//! a TOML, YAML or JSON file (or from flags), validate it without
-//! connecting, test its connections, and list every connector's
-//! properties.
-//!
-//! ```text
-//! connect run examples/pipelines/generator-to-console.toml
-//! connect run --source stream_generator -p template=iot --filter 'number > 50' --sink console
-//! connect check pipeline.yaml
-//! connect test pipeline.yaml
-//! connect list
-//! connect describe kafka
-//! ```
-//!
-//! Exit codes: 0 success, 1 runtime failure (or a failed connection test),
-//! 2 configuration error.
+//! The `connect` command; see the library docs for what it does.
 
 #![forbid(unsafe_code)]
-
-mod cli;
-mod definition;
-mod docs;
-mod env;
-mod issues;
-mod metrics;
-mod plan;
-mod registry;
-mod run;
-mod sinks;
-mod status;
-mod transform;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
-use crate::run::exit;
-use crate::status::Console;
+use connect::cli::{Cli, Command};
+use connect::run::{self, exit};
+use connect::status::Console;
+use connect::{docs, registry};
 
 fn main() -> ExitCode {
     let matches = match Cli::command().try_get_matches() {

@@ -138,8 +138,16 @@ impl Transform {
 
     /// Adds the step to a pipeline.
     pub fn apply(self, pipeline: Pipeline) -> Pipeline {
+        match self.compile() {
+            Compiled::Filter(condition) => pipeline.filter(move |r| condition.matches(r)),
+            Compiled::Map(f) => pipeline.map(f),
+        }
+    }
+
+    /// The step as a record function.
+    pub fn compile(self) -> Compiled {
         match self {
-            Transform::Filter(condition) => pipeline.filter(move |r| condition.matches(r)),
+            Transform::Filter(condition) => Compiled::Filter(condition),
             Transform::Select(fields) => {
                 let mut reshape = Reshape::new(move |schema| {
                     fields
@@ -153,7 +161,7 @@ impl Transform {
                         })
                         .collect()
                 });
-                pipeline.map(move |r| reshape.apply(r))
+                Compiled::Map(Box::new(move |r| reshape.apply(r)))
             }
             Transform::Drop(fields) => {
                 let mut reshape = Reshape::new(move |schema| {
@@ -165,7 +173,7 @@ impl Transform {
                         .map(|(i, f)| (Some(i), f.clone()))
                         .collect()
                 });
-                pipeline.map(move |r| reshape.apply(r))
+                Compiled::Map(Box::new(move |r| reshape.apply(r)))
             }
             Transform::Rename(pairs) => {
                 let mut reshape = Reshape::new(move |schema| {
@@ -182,8 +190,26 @@ impl Transform {
                         })
                         .collect()
                 });
-                pipeline.map(move |r| reshape.apply(r))
+                Compiled::Map(Box::new(move |r| reshape.apply(r)))
             }
+        }
+    }
+}
+
+/// A transform ready to run on records.
+pub enum Compiled {
+    /// Keeps the records the condition holds for.
+    Filter(Condition),
+    /// Rewrites each record.
+    Map(Box<dyn FnMut(Record) -> Record + Send>),
+}
+
+impl Compiled {
+    /// Runs the step on one record; `None` when a filter drops it.
+    pub fn run(&mut self, record: Record) -> Option<Record> {
+        match self {
+            Compiled::Filter(c) => c.matches(&record).then_some(record),
+            Compiled::Map(f) => Some(f(record)),
         }
     }
 }
