@@ -100,7 +100,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     /// How often progress is shown (default 1s on a terminal, 10s otherwise).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub status_interval: Option<Duration>,
     /// Test every connection before starting.
     #[arg(long)]
@@ -114,7 +114,7 @@ pub struct TestArgs {
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     /// Time limit of each step.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_interval)]
     pub timeout: Duration,
 }
 
@@ -139,6 +139,13 @@ pub struct DescribeArgs {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     connector_core::config::parse_duration(text)
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be longer than 0".into()),
+        d => Ok(d),
+    }
 }
 
 /// What a flag of the command line is, in the order given.

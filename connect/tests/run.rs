@@ -262,6 +262,26 @@ fn exit_codes() {
         "{}",
         out.all()
     );
+    let out = run(
+        &[
+            "run",
+            "--source",
+            "stream_generator",
+            "--sink",
+            "console",
+            "--status-interval",
+            "0s",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains(
+            "invalid value '0s' for '--status-interval <DURATION>': must be longer than 0"
+        ),
+        "{}",
+        out.all()
+    );
     // 1: a runtime failure (the file cannot be opened).
     let bad_path = dir.path().join("no/such/dir/out.jsonl");
     let out = run(
