@@ -18,13 +18,16 @@ fn pulsar_to_file_and_generator_to_pulsar() {
     let broker = PulsarBroker::start();
     let proxy = PulsarProxy::start(broker.addr());
     let topic = "persistent://public/default/connect-in";
-    let messages: Vec<PyMessage> = (0..30)
+    let mut messages: Vec<PyMessage> = (0..30)
         .map(|n| PyMessage::new(format!(r#"{{"n": {n}, "device": "d{n}"}}"#)))
         .collect();
+    // One payload that does not decode, in the middle.
+    messages.insert(10, PyMessage::new("{\"n\": broken"));
     produce_with_python(&broker.url(), topic, &messages, false, None);
 
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("from-pulsar.jsonl");
+    let bad_file = dir.path().join("bad.jsonl");
     let path = write(
         dir.path(),
         "from-pulsar.json",
@@ -38,6 +41,7 @@ fn pulsar_to_file_and_generator_to_pulsar() {
                 "initial_position": "earliest",
             },
             "sinks": [{"type": "file", "path": s(&out_file)}],
+            "dead_letter": {"type": "file", "path": s(&bad_file)},
         })
         .to_string(),
     );
@@ -54,6 +58,31 @@ fn pulsar_to_file_and_generator_to_pulsar() {
         .collect();
     ns.sort_unstable();
     assert_eq!(ns, (0..30).collect::<Vec<_>>());
+    // The bad payload went to the dead-letter file, with why and where.
+    let bad = json_lines(&bad_file);
+    assert_eq!(bad.len(), 1, "{}", out.all());
+    assert_eq!(bad[0]["component"], "pulsar source");
+    assert!(
+        bad[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot decode json"),
+        "{}",
+        bad[0]
+    );
+    assert!(
+        bad[0]["position"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("topic {topic} message ")),
+        "{}",
+        bad[0]
+    );
+    assert!(
+        out.stderr.contains(", 1 bad, 1 dead-lettered;"),
+        "{}",
+        out.all()
+    );
     // The subscription is named after the pipeline (the file's name), so a
     // restart resumes it.
     assert!(
