@@ -13,6 +13,7 @@ use crate::issues::Issues;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 runtime failure (or a failed connection test), 2 configuration error.
+Logs go to stderr; CONNECT_LOG sets the level (`warn`, `debug`, `source_kafka=debug,info`).
 
 Examples:
   connect run examples/pipelines/generator-to-console.toml

@@ -43,8 +43,15 @@ impl Console {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces the status line.
-    pub fn set_status(&self, line: String) {
+    /// Replaces the status line, cut to the terminal's width so that it
+    /// never wraps (a wrapped line could not be redrawn in place).
+    pub fn set_status(&self, mut line: String) {
+        if let Some((terminal_size::Width(w), _)) =
+            terminal_size::terminal_size_of(std::io::stderr())
+            && let Some((cut, _)) = line.char_indices().nth(usize::from(w).saturating_sub(1))
+        {
+            line.truncate(cut);
+        }
         let mut state = self.lock();
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K{line}");
