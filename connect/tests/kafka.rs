@@ -289,6 +289,9 @@ fn sigterm_commits_and_a_second_run_resumes_without_loss() {
     );
 
     // The second run starts at the committed offsets and reads the rest.
+    // (It is assigned its partitions only after about 45 seconds: the mock
+    // cluster, unlike a broker, waits almost a session timeout for the
+    // member that left to rejoin before it rebalances.)
     let second = start(&pipeline, &second_file);
     let rest = total - committed.values().sum::<i64>();
     second.wait_for("the rest", T, |_, _| {
