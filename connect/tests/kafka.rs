@@ -544,3 +544,77 @@ fn generator_to_kafka_from_flags() {
         assert!(v["username"].is_string(), "{v}");
     }
 }
+
+/// `examples/pipelines/kafka-to-clickhouse.toml` as shipped, with its
+/// addresses from the environment: `connect test` passes every step, and
+/// `connect run` filters, renames and loads the orders, the undecodable one
+/// into the dead-letter file beside it.
+#[test]
+fn the_kafka_to_clickhouse_example_runs() {
+    let kafka = MockKafka::start();
+    kafka.create_topic("orders", 2);
+    let mut orders: Vec<TestMessage> = (0..40)
+        .map(|i| {
+            let status = if i % 4 == 0 { "test" } else { "paid" };
+            TestMessage::new(
+                json!({"id": i, "status": status, "amount": i as f64 + 0.5}).to_string(),
+            )
+            .partition(i % 2)
+        })
+        .collect();
+    orders.push(TestMessage::new("not json").partition(0));
+    kafka.produce("orders", orders);
+    let clickhouse = testkit::clickhouse::ClickHouse::start();
+    let example = common::repo_root().join("examples/pipelines/kafka-to-clickhouse.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let with_env = |args: &[&str]| {
+        let mut command = connect();
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env("KAFKA_BROKERS", kafka.bootstrap())
+            .env(
+                "CLICKHOUSE_HOST",
+                format!("127.0.0.1:{}", clickhouse.http_port()),
+            )
+            .env("CLICKHOUSE_PASSWORD", "");
+        command
+    };
+
+    let out = Running::start(with_env(&["test", s(&example), "--timeout", "10s"])).wait(T);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("kafka source: ok     group `timeplus-source-orders-to-clickhouse`: "),
+        "{}",
+        out.all()
+    );
+
+    let running = Running::start(with_env(&["run", s(&example)]));
+    let count = || {
+        clickhouse
+            .try_query("SELECT count() FROM default.orders")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    running.wait_for("30 rows", T, |_, _| count() >= 30);
+    stop(running);
+    assert_eq!(count(), 30);
+    assert_eq!(
+        clickhouse
+            .query("SELECT sum(amount_usd), countIf(status = 'test') FROM default.orders")
+            .trim(),
+        // 0.5 + 1.5 + ... + 39.5 without every fourth order.
+        format!(
+            "{}\t0",
+            (0..40)
+                .filter(|i| i % 4 != 0)
+                .map(|i| i as f64 + 0.5)
+                .sum::<f64>()
+        )
+    );
+    let bad = json_lines(&dir.path().join("bad-orders.jsonl"));
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0]["component"], "kafka source");
+}
