@@ -25,6 +25,30 @@
 //! sink.close().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Cargo features
+//!
+//! Both are on by default, because Avro with a schema registry is the
+//! common way to put records on a topic:
+//!
+//! | feature | `data_type` | what it adds |
+//! | --- | --- | --- |
+//! | `avro` | `avro`, `debezium-avro` and `debezium-avro-upsert` | Avro encoding, plain (`avro_schema`) or in the Confluent wire format with the schema registry client (`schema_registry_*`) |
+//! | `protobuf` | `protobuf` | Protocol Buffers encoding from a `.proto` file (`proto_file`, `proto_message`), compiled at run time |
+//!
+//! `json`, `text`, `binary`, `delimited`, `debezium-json` and
+//! `debezium-json-upsert` are always available. To build without the heavy
+//! formats (and their dependencies: `apache-avro`, an HTTP client,
+//! `prost-reflect`, `protox`), turn the defaults off and pick what you need:
+//!
+//! ```toml
+//! [dependencies]
+//! sink-pulsar = { version = "0.1", default-features = false }                       # no avro, no protobuf
+//! # sink-pulsar = { version = "0.1", default-features = false, features = ["avro"] } # avro only
+//! ```
+//!
+//! Without a feature, a `data_type` that needs it is a configuration error
+//! naming the feature.
 
 #![forbid(unsafe_code)]
 
