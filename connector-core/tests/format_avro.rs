@@ -6,16 +6,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use apache_avro::types::Value as AvroValue;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use connector_core::format::avro::{AvroDecoder, AvroEncoder, Plan, split_wire_format};
 use connector_core::format::registry::{Backoff, RegistryClient};
 use connector_core::format::{
@@ -23,7 +17,7 @@ use connector_core::format::{
     decode_message, encode_record,
 };
 use connector_core::{DataType, Decimal, Record, Secret, StructValue, Value};
-use serde_json::json;
+use testkit::registry::SchemaRegistry;
 
 const SCHEMA: &str = r#"{
   "type": "record", "name": "Order", "namespace": "shop.v1",
@@ -431,144 +425,6 @@ fn plain_encoder_round_trip_and_apache_avro_reads_it() {
     );
 }
 
-/// A schema registry speaking Confluent's REST API on a loopback socket.
-#[derive(Default)]
-struct Registry {
-    schemas: Mutex<Vec<(String, String)>>,
-    fail_next: AtomicUsize,
-    calls: Mutex<Vec<String>>,
-    auth: Option<String>,
-}
-
-type Shared = Arc<Registry>;
-
-fn registry_error(status: StatusCode, code: u32, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error_code": code, "message": message})),
-    )
-        .into_response()
-}
-
-impl Registry {
-    fn check(&self, headers: &HeaderMap, call: String) -> Option<Response> {
-        self.calls.lock().unwrap().push(call);
-        if self.fail_next.load(Ordering::SeqCst) > 0 {
-            self.fail_next.fetch_sub(1, Ordering::SeqCst);
-            return Some(registry_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                50301,
-                "leader not available",
-            ));
-        }
-        if let Some(expected) = &self.auth {
-            let given = headers.get("authorization").and_then(|v| v.to_str().ok());
-            if given != Some(expected.as_str()) {
-                return Some(registry_error(
-                    StatusCode::UNAUTHORIZED,
-                    401,
-                    "Unauthorized",
-                ));
-            }
-        }
-        None
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-async fn by_id(State(r): State<Shared>, headers: HeaderMap, Path(id): Path<u32>) -> Response {
-    if let Some(resp) = r.check(&headers, format!("GET /schemas/ids/{id}")) {
-        return resp;
-    }
-    let schemas = r.schemas.lock().unwrap();
-    match schemas.get(id as usize - 1) {
-        Some((_, schema)) if id > 0 => Json(json!({"schema": schema})).into_response(),
-        _ => registry_error(
-            StatusCode::NOT_FOUND,
-            40403,
-            &format!("Schema {id} not found"),
-        ),
-    }
-}
-
-async fn register(
-    State(r): State<Shared>,
-    headers: HeaderMap,
-    Path(subject): Path<String>,
-    Json(body): Json<serde_json::Value>,
-) -> Response {
-    if let Some(resp) = r.check(&headers, format!("POST /subjects/{subject}/versions")) {
-        return resp;
-    }
-    let schema = body["schema"].as_str().unwrap_or_default().to_owned();
-    if apache_avro::Schema::parse_str(&schema).is_err() {
-        return registry_error(StatusCode::UNPROCESSABLE_ENTITY, 42201, "Invalid schema");
-    }
-    let mut schemas = r.schemas.lock().unwrap();
-    let id = match schemas
-        .iter()
-        .position(|(s, text)| *s == subject && *text == schema)
-    {
-        Some(i) => i + 1,
-        None => {
-            schemas.push((subject, schema));
-            schemas.len()
-        }
-    };
-    Json(json!({"id": id})).into_response()
-}
-
-async fn latest(
-    State(r): State<Shared>,
-    headers: HeaderMap,
-    Path(subject): Path<String>,
-) -> Response {
-    if let Some(resp) = r.check(&headers, format!("GET /subjects/{subject}/versions/latest")) {
-        return resp;
-    }
-    let schemas = r.schemas.lock().unwrap();
-    let versions: Vec<(usize, &String)> = schemas
-        .iter()
-        .enumerate()
-        .filter(|(_, (s, _))| *s == subject)
-        .map(|(i, (_, text))| (i + 1, text))
-        .collect();
-    match versions.last() {
-        Some((id, text)) => {
-            Json(json!({"subject": subject, "id": id, "version": versions.len(), "schema": text}))
-                .into_response()
-        }
-        None => registry_error(
-            StatusCode::NOT_FOUND,
-            40401,
-            &format!("Subject '{subject}' not found."),
-        ),
-    }
-}
-
-fn start_registry(registry: Registry) -> (Shared, SocketAddr, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let shared = Arc::new(registry);
-    let app = Router::new()
-        .route("/schemas/ids/{id}", get(by_id))
-        .route("/subjects/{subject}/versions", post(register))
-        .route("/subjects/{subject}/versions/latest", get(latest))
-        .with_state(shared.clone());
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (shared, addr, rt)
-}
-
 fn config(addr: SocketAddr, key: Option<&str>, secret: Option<&str>) -> RegistryConfig {
     RegistryConfig {
         address: format!("http://{addr}"),
@@ -594,16 +450,9 @@ fn wire(id: u32, datum: &[u8]) -> Vec<u8> {
 
 #[test]
 fn confluent_wire_format_with_registry_auth_and_cache() {
-    let registry = Registry {
-        auth: Some("Basic a2V5OnNlY3JldA==".into()), // key:secret
-        ..Registry::default()
-    };
-    registry
-        .schemas
-        .lock()
-        .unwrap()
-        .push(("orders-value".into(), SCHEMA.into()));
-    let (registry, addr, _rt) = start_registry(registry);
+    let registry = SchemaRegistry::with_basic_auth("key", "secret");
+    assert_eq!(registry.add("orders-value", SCHEMA), 1);
+    let addr = registry.addr();
 
     let format = FormatConfig::new(DataFormat::AVRO)
         .with_component("kafka source")
@@ -650,12 +499,9 @@ fn confluent_wire_format_with_registry_auth_and_cache() {
 
 #[test]
 fn unknown_id_is_a_decode_error_and_transient_failures_are_retried() {
-    let (registry, addr, _rt) = start_registry(Registry::default());
-    registry
-        .schemas
-        .lock()
-        .unwrap()
-        .push(("t-value".into(), SCHEMA.into()));
+    let registry = SchemaRegistry::start();
+    assert_eq!(registry.add("t-value", SCHEMA), 1);
+    let addr = registry.addr();
     let client = RegistryClient::new(&config(addr, None, None))
         .unwrap()
         .with_backoff(fast_backoff());
@@ -686,7 +532,7 @@ fn unknown_id_is_a_decode_error_and_transient_failures_are_retried() {
     assert_eq!(registry.calls(), ["GET /schemas/ids/9"]);
 
     // Two 503s, then success: retried with backoff.
-    registry.fail_next.store(2, Ordering::SeqCst);
+    registry.fail_next(2);
     let mut out = Vec::new();
     block_on(decode_message(
         &mut decoder,
@@ -740,8 +586,9 @@ fn registry_down_is_a_retryable_error() {
     assert!(text.contains("gave up after 4 attempts"), "{text}");
 
     // A registry that keeps failing with 503 is retryable too.
-    let (registry, addr, _rt) = start_registry(Registry::default());
-    registry.fail_next.store(100, Ordering::SeqCst);
+    let registry = SchemaRegistry::start();
+    registry.fail_next(100);
+    let addr = registry.addr();
     let client = RegistryClient::new(&config(addr, None, None))
         .unwrap()
         .with_backoff(fast_backoff());
@@ -756,7 +603,8 @@ fn registry_down_is_a_retryable_error() {
 
 #[test]
 fn encoder_registers_fixed_schema_and_writes_the_wire_format() {
-    let (registry, addr, _rt) = start_registry(Registry::default());
+    let registry = SchemaRegistry::start();
+    let addr = registry.addr();
     let format = FormatConfig::new(DataFormat::AVRO)
         .with_registry(config(addr, None, None))
         .with_avro_schema(SCHEMA)
@@ -789,7 +637,8 @@ fn encoder_registers_fixed_schema_and_writes_the_wire_format() {
 
 #[test]
 fn encoder_uses_latest_schema_or_registers_a_derived_one() {
-    let (registry, addr, _rt) = start_registry(Registry::default());
+    let registry = SchemaRegistry::start();
+    let addr = registry.addr();
     let format = FormatConfig::new(DataFormat::AVRO)
         .with_registry(config(addr, None, None))
         .with_default_subject("events-value");
@@ -871,12 +720,10 @@ const KEY: &str = r#"{"type": "record", "name": "Key", "namespace": "pg.public.u
 #[test]
 fn debezium_avro_upsert_resolves_value_and_key_schemas_from_the_registry() {
     use connector_core::ChangeKind;
-    let (registry, addr, _rt) = start_registry(Registry::default());
-    {
-        let mut schemas = registry.schemas.lock().unwrap();
-        schemas.push(("users-value".into(), ENVELOPE.into()));
-        schemas.push(("users-key".into(), KEY.into()));
-    }
+    let registry = SchemaRegistry::start();
+    assert_eq!(registry.add("users-value", ENVELOPE), 1);
+    assert_eq!(registry.add("users-key", KEY), 2);
+    let addr = registry.addr();
     let format =
         FormatConfig::new(DataFormat::DEBEZIUM_AVRO_UPSERT).with_registry(config(addr, None, None));
     let mut decoder = format.decoder().unwrap();

@@ -191,6 +191,9 @@ impl Drop for ServerProcess {
 #[cfg(feature = "pulsar")]
 pub mod pulsar;
 
+#[cfg(feature = "registry")]
+pub mod registry;
+
 #[cfg(feature = "smtp")]
 pub mod smtp;
 
