@@ -460,3 +460,97 @@ fn configuration_errors_name_the_property() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_in_the_confluent_framing_is_registered_and_read_back_with_apache_avro() {
+    use apache_avro::types::Value as Avro;
+    let broker = PulsarBroker::start();
+    let registry = testkit::registry::SchemaRegistry::start();
+    let topic = "persistent://public/default/sink-avro";
+    let schema = r#"{
+      "type": "record", "name": "Item", "namespace": "shop.v1",
+      "fields": [
+        {"name": "n", "type": "long"},
+        {"name": "name", "type": "string"},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+        {"name": "note", "type": ["null", "string"], "default": null}
+      ]
+    }"#;
+    let p = props(&broker.url(), topic)
+        .with("data_type", "avro")
+        .with("schema_registry_address", registry.url())
+        .with("avro_schema", schema);
+    let mut sink = PulsarSink::from_properties(&p).unwrap();
+    let item = |n: i64| {
+        Record::from_pairs([
+            ("n", Value::Int64(n)),
+            ("name", Value::from(format!("item-{n}"))),
+            ("at", Value::Timestamp(1_700_000_000_000_001 + n)),
+            (
+                "price",
+                Value::Decimal(connector_core::Decimal::new(999 + i128::from(n), 2)),
+            ),
+            (
+                "note",
+                if n % 2 == 0 {
+                    Value::from("even")
+                } else {
+                    Value::Null
+                },
+            ),
+        ])
+        .with_key(format!("key-{}", n % 3))
+    };
+    let status = send(&mut sink, (0..20).map(item).collect()).await;
+    assert!(status.is_delivered(), "{status:?}");
+    sink.close().await.unwrap();
+    // Registered under the topic's short name, `<topic>-value`.
+    assert_eq!(registry.ids("sink-avro-value"), [1]);
+
+    let read = tokio::task::spawn_blocking({
+        let url = broker.url();
+        move || consume_with_python(&url, topic, "verify", 20, Duration::from_secs(5))
+    })
+    .await
+    .unwrap();
+    assert_eq!(read.len(), 20);
+    let writer = apache_avro::Schema::parse_str(&registry.schema(1).unwrap()).unwrap();
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&writer)
+        .build()
+        .unwrap();
+    for (n, message) in (0i64..).zip(&read) {
+        let payload = &message.payload;
+        assert_eq!(payload[0], 0, "magic byte");
+        assert_eq!(u32::from_be_bytes(payload[1..5].try_into().unwrap()), 1);
+        let mut datum = &payload[5..];
+        let Avro::Record(fields) = reader.read_value(&mut datum).unwrap() else {
+            panic!("not a record")
+        };
+        assert!(datum.is_empty());
+        let expected = [
+            ("n", Avro::Long(n)),
+            ("name", Avro::String(format!("item-{n}"))),
+            ("at", Avro::TimestampMicros(1_700_000_000_000_001 + n)),
+            (
+                "price",
+                Avro::Decimal(apache_avro::Decimal::from((999 + n).to_be_bytes())),
+            ),
+            (
+                "note",
+                if n % 2 == 0 {
+                    Avro::Union(1, Box::new(Avro::String("even".into())))
+                } else {
+                    Avro::Union(0, Box::new(Avro::Null))
+                },
+            ),
+        ];
+        let got: Vec<(&str, &Avro)> = fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let want: Vec<(&str, &Avro)> = expected.iter().map(|(k, v)| (*k, v)).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            message.key.as_deref(),
+            Some(format!("key-{}", n % 3).as_str())
+        );
+    }
+}

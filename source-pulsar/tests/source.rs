@@ -475,3 +475,107 @@ fn configuration_errors_name_the_property() {
     assert!(source.subscription().starts_with("timeplus-source-"));
     assert_eq!(source.subscription().len(), "timeplus-source-".len() + 36);
 }
+
+/// A reading record in Avro with logical types, registered in the schema
+/// registry stand-in; messages carry the Confluent framing (magic byte 0,
+/// the schema id) as Kafka-oriented producers write them.
+const READING_AVRO: &str = r#"{
+  "type": "record", "name": "Reading", "namespace": "iot.v1",
+  "fields": [
+    {"name": "n", "type": "long"},
+    {"name": "device", "type": "string"},
+    {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    {"name": "value", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+    {"name": "note", "type": ["null", "string"], "default": null}
+  ]
+}"#;
+
+fn avro_reading(id: u32, n: i64) -> Vec<u8> {
+    use apache_avro::types::Value as Avro;
+    let schema = apache_avro::Schema::parse_str(READING_AVRO).unwrap();
+    let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap()
+        .write_value_to_vec(Avro::Record(vec![
+            ("n".into(), Avro::Long(n)),
+            ("device".into(), Avro::String(format!("d{}", n % 2))),
+            ("at".into(), Avro::TimestampMillis(1_700_000_000_000 + n)),
+            (
+                "value".into(),
+                Avro::Decimal(apache_avro::Decimal::from((2_000 + n).to_be_bytes())),
+            ),
+            (
+                "note".into(),
+                if n % 2 == 0 {
+                    Avro::Union(1, Box::new(Avro::String("even".into())))
+                } else {
+                    Avro::Union(0, Box::new(Avro::Null))
+                },
+            ),
+        ]))
+        .unwrap();
+    let mut payload = vec![0];
+    payload.extend_from_slice(&id.to_be_bytes());
+    payload.extend_from_slice(&datum);
+    payload
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_in_the_confluent_framing_with_the_schema_registry() {
+    let broker = PulsarBroker::start();
+    let proxy = PulsarProxy::start(broker.addr());
+    let registry = testkit::registry::SchemaRegistry::start();
+    let id = registry.add("readings-value", READING_AVRO);
+    let topic = "persistent://public/default/readings-avro";
+    let mut messages: Vec<PyMessage> = (0..10)
+        .map(|n| PyMessage::new(avro_reading(id, n)).key(format!("k{n}")))
+        .collect();
+    // An id the registry does not know: bad data, not a stop.
+    messages.insert(5, PyMessage::new(avro_reading(77, 99)));
+    produce(&broker.url(), topic, messages, false, None).await;
+
+    let p = props(proxy.url(), topic, "avro")
+        .with("data_type", "avro")
+        .with("schema_registry_address", registry.url());
+    let mut source = PulsarSource::from_properties(&p).unwrap();
+    let batches = read(&mut source, 11, Duration::from_secs(30)).await;
+    assert_eq!(numbers(&batches), (0..10).collect::<Vec<_>>());
+    let records: Vec<&connector_core::Record> = batches.iter().flat_map(|b| &b.records).collect();
+    for (n, r) in (0i64..).zip(&records) {
+        assert_eq!(r.get("device"), Some(&Value::from(format!("d{}", n % 2))));
+        assert_eq!(
+            r.get("at"),
+            Some(&Value::Timestamp((1_700_000_000_000 + n) * 1000))
+        );
+        assert_eq!(
+            r.get("value"),
+            Some(&Value::Decimal(connector_core::Decimal::new(
+                (2_000 + n).into(),
+                2
+            )))
+        );
+        let note = if n % 2 == 0 {
+            Value::from("even")
+        } else {
+            Value::Null
+        };
+        assert_eq!(r.get("note"), Some(&note));
+        assert_eq!(r.key.as_deref(), Some(format!("k{n}").as_bytes()));
+    }
+    let bad: Vec<_> = batches.iter().flat_map(|b| &b.bad).collect();
+    assert_eq!(bad.len(), 1);
+    let error = bad[0].error.to_string();
+    assert!(
+        error.contains("schema id 77 is not in the schema registry"),
+        "{error}"
+    );
+    assert_eq!(
+        registry.calls(),
+        ["GET /schemas/ids/1", "GET /schemas/ids/77"],
+        "each id is asked for once"
+    );
+    for batch in batches {
+        batch.delivered();
+    }
+    source.close().await.unwrap();
+}
