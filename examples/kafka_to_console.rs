@@ -6,6 +6,8 @@
 //! cargo run --example kafka_to_console -- localhost:9092 logs --data-type text --offset latest
 //! cargo run --example kafka_to_console -- broker:9093 events --tls \
 //!     --set data_type=delimited --set fields=id,name --set group=my-readers
+//! cargo run --example kafka_to_console -- localhost:9092 payments --data-type avro \
+//!     --set schema_registry_address=http://localhost:8081
 //! KAFKA_SASL=scram-sha-512 KAFKA_USERNAME=reader KAFKA_PASSWORD=... \
 //!     cargo run --example kafka_to_console -- broker:9093 orders --tls
 //! ```
