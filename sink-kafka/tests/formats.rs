@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use apache_avro::types::Value as Avro;
 use connector_core::format::{DataFormat, FormatConfig, MessageMeta, ProtoConfig, decode_message};
-use connector_core::{Ack, AckStatus, Batch, Decimal, Properties, Record, Sink, StructValue, Value};
+use connector_core::{
+    Ack, AckStatus, Batch, Decimal, Properties, Record, Sink, StructValue, Value,
+};
 use kafka_common::rdkafka::Message;
 use kafka_common::testing::MockKafka;
 use prost_reflect::{DynamicMessage, MapKey, ReflectMessage, Value as Proto};
@@ -167,13 +169,12 @@ async fn avro_with_a_given_schema_is_registered_and_written_in_the_confluent_wir
     }
 
     // Our decoder reads the same records back.
-    let format = FormatConfig::new(DataFormat::AVRO).with_registry(
-        connector_core::format::RegistryConfig {
+    let format =
+        FormatConfig::new(DataFormat::AVRO).with_registry(connector_core::format::RegistryConfig {
             address: registry.url(),
             api_key: None,
             api_secret: None,
-        },
-    );
+        });
     let mut back = decode_with_ours(&format, &payloads).await;
     assert_eq!(back.len(), 30);
     back.sort_by_key(|r| r.get("id").and_then(Value::as_i64));
@@ -244,10 +245,7 @@ async fn avro_without_a_schema_registers_one_derived_from_the_records() {
                 other => other,
             })
             .collect();
-        assert_eq!(
-            tags,
-            [Avro::String("x".into()), Avro::String("y".into())]
-        );
+        assert_eq!(tags, [Avro::String("x".into()), Avro::String("y".into())]);
         let Avro::Record(site) = plain("site") else {
             panic!("{fields:?}")
         };

@@ -276,7 +276,10 @@ async fn unknown_avro_schema_ids_are_skipped_without_stopping_the_partition() {
     // The partition goes on after them.
     kafka.produce(
         "avro-skip",
-        [TestMessage::new(wire(1, &payment_datum(PAYMENT_V1, 5, None)))],
+        [TestMessage::new(wire(
+            1,
+            &payment_datum(PAYMENT_V1, 5, None),
+        ))],
     );
     expect_records(&collected, 4).await;
     handle.stop();
@@ -469,7 +472,10 @@ const KEY: &str = r#"{"schema": {"type": "struct", "optional": false, "name": "p
 fn debezium_topic(kafka: &MockKafka, topic: &str) {
     kafka.create_topic(topic, 1);
     // 12345 and 67890 as Kafka Connect Decimal bytes (big-endian, base64).
-    let (old, new) = (customer("sally@old.org", "MDk="), customer("sally@new.org", "AQky"));
+    let (old, new) = (
+        customer("sally@old.org", "MDk="),
+        customer("sally@new.org", "AQky"),
+    );
     let tombstone = TestMessage {
         payload: None,
         ..TestMessage::new("")
@@ -618,7 +624,13 @@ fn payment_proto(pool: &prost_reflect::DescriptorPool, n: i64) -> Vec<u8> {
     m.set_field_by_name("paid_at", Proto::Message(ts));
     m.set_field_by_name(
         "labels",
-        Proto::Map([(MapKey::String("channel".into()), Proto::String("web".into()))].into()),
+        Proto::Map(
+            [(
+                MapKey::String("channel".into()),
+                Proto::String("web".into()),
+            )]
+            .into(),
+        ),
     );
     let mut billing = DynamicMessage::new(address);
     billing.set_field_by_name("city", Proto::String("Paris".into()));
