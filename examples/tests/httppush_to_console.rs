@@ -34,15 +34,13 @@ fn httppush_to_console_prints_pushed_records_and_answers_like_the_spec() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "httppush_to_console", "--"])
+    let mut child = testkit::example_command("httppush_to_console")
         .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
         .args(["--token", "s3cret", "--wait"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run cargo");
+        .expect("run the example");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     loop {

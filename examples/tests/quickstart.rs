@@ -1,24 +1,11 @@
 //! Runs the quickstart example as a user would and checks what it prints.
 
-use std::process::Command;
-
 #[test]
 fn quickstart_prints_exactly_count_records_and_exits_cleanly() {
-    let output = Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "--example",
-            "quickstart",
-            "--",
-            "--count",
-            "1000",
-            "--interval",
-            "3ms",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = testkit::example_command("quickstart")
+        .args(["--count", "1000", "--interval", "3ms"])
         .output()
-        .expect("run cargo");
+        .expect("run the example");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "quickstart failed: {stderr}");
     let stdout = String::from_utf8(output.stdout).unwrap();

@@ -50,6 +50,38 @@ pub fn require_binary(name: &str) -> PathBuf {
     );
 }
 
+/// A command that runs the example `name` of the calling package.
+///
+/// `cargo test` builds every example next to the test binaries
+/// (`target/<profile>/examples/`), so tests run that binary directly instead
+/// of `cargo run --example`, which would rebuild the dependency tree with the
+/// package's own feature set. When the binary is missing (a test run with
+/// `--test` alone), it is built first with `cargo build --example`.
+pub fn example_command(name: &str) -> Command {
+    let test_exe = std::env::current_exe().expect("path of the test binary");
+    // target/<profile>/deps/<test> → target/<profile>/examples/<name>
+    let examples_dir = test_exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("examples"))
+        .expect("test binary inside target/<profile>/deps");
+    let binary = examples_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !binary.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--example", name])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    assert!(
+        binary.is_file(),
+        "example binary {} not found",
+        binary.display()
+    );
+    Command::new(binary)
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the caller).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -47,6 +47,7 @@ use std::sync::Arc;
 use crate::config::{PropertyReader, Secret};
 use crate::error::{Error, Result};
 use crate::format::binary::{BinaryDecoder, BinaryEncoder};
+use crate::format::debezium::{DebeziumDecoder, DebeziumEncoder};
 use crate::format::declared::{Converter, parse_schema};
 use crate::format::delimited::{DelimitedDecoder, DelimitedEncoder, parse_delimiter};
 use crate::format::json::{JsonDecoder, JsonEncoder};
@@ -565,6 +566,7 @@ impl FormatConfig {
         }
     }
 
+    #[cfg_attr(all(feature = "avro", feature = "protobuf"), allow(dead_code))]
     fn unavailable(&self, feature: &str) -> Error {
         Error::config(
             self.component.clone(),
@@ -591,13 +593,24 @@ impl FormatConfig {
         })
     }
 
-    /// The records' schema when it is known before decoding (declared, or
-    /// fixed by the format).
+    /// The records' schema when it is known before decoding: declared, or
+    /// fixed by the format (`text`, `binary`, `protobuf`, `avro` with a
+    /// fixed schema). `None` for inferred JSON and registry Avro, and for
+    /// change-event envelopes without a declared schema.
     pub fn record_schema(&self) -> Option<Arc<Schema>> {
+        if self.schema.is_some() || self.data_format.envelope != Envelope::Plain {
+            return self.schema.clone();
+        }
         match self.data_format.encoding {
             Encoding::Text => Some(self.text_decoder().schema().clone()),
             Encoding::Binary => Some(self.binary_decoder().schema().clone()),
-            _ => self.schema.clone(),
+            #[cfg(feature = "protobuf")]
+            Encoding::Protobuf => self.proto_codec().ok().map(|c| c.schema().clone()),
+            #[cfg(feature = "avro")]
+            Encoding::Avro if self.registry.is_none() => {
+                self.avro_plan().ok().flatten().map(|p| p.schema().clone())
+            }
+            _ => None,
         }
     }
 
@@ -646,8 +659,17 @@ impl FormatConfig {
                 }
                 Box::new(decoder)
             }
-            (Encoding::Avro, _) => return Err(self.unavailable("avro")),
-            (Encoding::Protobuf, _) => return Err(self.unavailable("protobuf")),
+            (Encoding::Avro, envelope) => self.boxed_avro_decoder(envelope)?,
+            (Encoding::Protobuf, Envelope::Plain) => self.boxed_protobuf_decoder()?,
+            (Encoding::Json, envelope) => {
+                let upsert = envelope == Envelope::DebeziumUpsert;
+                let value = Box::new(JsonDecoder::new());
+                Box::new(
+                    DebeziumDecoder::new(format.name(), value, upsert)
+                        .with_key_decoder(Box::new(JsonDecoder::new()))
+                        .json_tombstones(),
+                )
+            }
             (_, _) => {
                 return Err(Error::config(
                     self.component.clone(),
@@ -691,8 +713,12 @@ impl FormatConfig {
                 }
                 Box::new(encoder)
             }
-            (Encoding::Avro, _) => return Err(self.unavailable("avro")),
-            (Encoding::Protobuf, _) => return Err(self.unavailable("protobuf")),
+            (Encoding::Avro, envelope) => self.boxed_avro_encoder(envelope)?,
+            (Encoding::Protobuf, Envelope::Plain) => self.boxed_protobuf_encoder()?,
+            (Encoding::Json, _) => Box::new(DebeziumEncoder::new(
+                format.name(),
+                Box::new(JsonEncoder::new()),
+            )),
             (_, _) => {
                 return Err(Error::config(
                     self.component.clone(),
@@ -701,5 +727,151 @@ impl FormatConfig {
                 ));
             }
         })
+    }
+
+    #[cfg(feature = "avro")]
+    fn avro_plan(&self) -> Result<Option<crate::format::avro::Plan>> {
+        self.avro_schema
+            .as_deref()
+            .map(crate::format::avro::Plan::parse)
+            .transpose()
+            .map_err(|e| Error::config(self.component.clone(), "avro_schema", e))
+    }
+
+    #[cfg(feature = "avro")]
+    fn registry_client(&self) -> Result<Option<crate::format::registry::RegistryClient>> {
+        self.registry
+            .as_ref()
+            .map(crate::format::registry::RegistryClient::new)
+            .transpose()
+            .map_err(|e| e.in_component(self.component.clone()))
+    }
+
+    /// An Avro decoder (the Confluent wire format with a registry, else
+    /// plain binary with `avro_schema`).
+    #[cfg(feature = "avro")]
+    pub fn avro_decoder(&self) -> Result<crate::format::avro::AvroDecoder> {
+        use crate::format::avro::AvroDecoder;
+        let mut decoder = match (self.registry_client()?, self.avro_plan()?) {
+            (Some(client), _) => AvroDecoder::registry(client),
+            (None, Some(plan)) => AvroDecoder::fixed(plan),
+            (None, None) => {
+                return Err(Error::config(
+                    self.component.clone(),
+                    self.format_property,
+                    "`avro` needs `schema_registry_address` (Confluent wire format) or `avro_schema` (plain Avro binary)",
+                ));
+            }
+        };
+        if let Some(schema) = &self.schema {
+            decoder = decoder.with_declared(schema.clone(), self.converter());
+        }
+        if let Some(ts) = self.timestamp_field() {
+            decoder = decoder.with_timestamp(ts);
+        }
+        Ok(decoder)
+    }
+
+    /// An Avro encoder (the Confluent wire format under `subject` with a
+    /// registry, else plain binary with `avro_schema`).
+    #[cfg(feature = "avro")]
+    pub fn avro_encoder(&self) -> Result<crate::format::avro::AvroEncoder> {
+        use crate::format::avro::AvroEncoder;
+        match (self.registry_client()?, self.avro_plan()?) {
+            (Some(client), _) => {
+                let subject = self.subject.clone().ok_or_else(|| {
+                    Error::config(
+                        self.component.clone(),
+                        "schema_subject",
+                        "Avro encoding with a schema registry needs a subject (the connector's default is `<topic>-value`)",
+                    )
+                })?;
+                Ok(AvroEncoder::registry(
+                    client,
+                    subject,
+                    self.avro_schema.clone(),
+                ))
+            }
+            (None, Some(plan)) => Ok(AvroEncoder::plain(plan)),
+            (None, None) => Err(Error::config(
+                self.component.clone(),
+                self.format_property,
+                "`avro` needs `schema_registry_address` (Confluent wire format) or `avro_schema` (plain Avro binary)",
+            )),
+        }
+    }
+
+    #[cfg(feature = "avro")]
+    fn boxed_avro_decoder(&self, envelope: Envelope) -> Result<Box<dyn Decoder>> {
+        let name = self.data_format.name();
+        Ok(match envelope {
+            Envelope::Plain => Box::new(self.avro_decoder()?),
+            Envelope::Debezium | Envelope::DebeziumUpsert => {
+                let value = Box::new(self.avro_decoder()?.named(name));
+                let key = Box::new(self.avro_decoder()?.named(name));
+                let upsert = envelope == Envelope::DebeziumUpsert;
+                Box::new(DebeziumDecoder::new(name, value, upsert).with_key_decoder(key))
+            }
+        })
+    }
+
+    #[cfg(feature = "avro")]
+    fn boxed_avro_encoder(&self, envelope: Envelope) -> Result<Box<dyn Encoder>> {
+        let inner = Box::new(self.avro_encoder()?);
+        Ok(match envelope {
+            Envelope::Plain => inner,
+            _ => Box::new(DebeziumEncoder::new(self.data_format.name(), inner)),
+        })
+    }
+
+    #[cfg(not(feature = "avro"))]
+    fn boxed_avro_decoder(&self, _envelope: Envelope) -> Result<Box<dyn Decoder>> {
+        Err(self.unavailable("avro"))
+    }
+
+    #[cfg(not(feature = "avro"))]
+    fn boxed_avro_encoder(&self, _envelope: Envelope) -> Result<Box<dyn Encoder>> {
+        Err(self.unavailable("avro"))
+    }
+
+    /// The protobuf message type compiled from `proto_file` / `proto_message`.
+    #[cfg(feature = "protobuf")]
+    pub fn proto_codec(&self) -> Result<crate::format::protobuf::ProtoCodec> {
+        let proto = self.proto.as_ref().ok_or_else(|| {
+            Error::config(
+                self.component.clone(),
+                self.format_property,
+                "`protobuf` needs `proto_file` (the `.proto` file) and `proto_message` (the message type)",
+            )
+        })?;
+        let desc = crate::format::protobuf::compile(proto)
+            .map_err(|e| Error::config(self.component.clone(), "proto_file", e))?;
+        Ok(crate::format::protobuf::ProtoCodec::new(desc))
+    }
+
+    #[cfg(feature = "protobuf")]
+    fn boxed_protobuf_decoder(&self) -> Result<Box<dyn Decoder>> {
+        let mut decoder = crate::format::protobuf::ProtobufDecoder::new(self.proto_codec()?);
+        if let Some(ts) = self.timestamp_field() {
+            decoder = decoder.with_timestamp(ts);
+        }
+        Ok(Box::new(decoder))
+    }
+
+    #[cfg(feature = "protobuf")]
+    fn boxed_protobuf_encoder(&self) -> Result<Box<dyn Encoder>> {
+        Ok(Box::new(crate::format::protobuf::ProtobufEncoder::new(
+            self.proto_codec()?,
+        )))
+    }
+
+    #[cfg(not(feature = "protobuf"))]
+    fn boxed_protobuf_decoder(&self) -> Result<Box<dyn Decoder>> {
+        Err(self.unavailable("protobuf"))
+    }
+
+    #[cfg(not(feature = "protobuf"))]
+    fn boxed_protobuf_encoder(&self) -> Result<Box<dyn Encoder>> {
+        Err(self.unavailable("protobuf"))
     }
 }

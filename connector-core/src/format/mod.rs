@@ -9,7 +9,61 @@
 //! calls again. [`decode_message`] and [`encode_record`] do that dance.
 //!
 //! Connectors build codecs from their properties through [`FormatConfig`]
-//! (see [`config`]) and list the shared property specs of [`props`].
+//! (see [`config`]) and list the shared property specs of [`props`]:
+//!
+//! ```
+//! use connector_core::config::{ConnectorSpec, PropertyKind, PropertyReader, PropertySpec, Role};
+//! use connector_core::format::{props, FormatConfig, MessageMeta, decode_message};
+//! use connector_core::Properties;
+//!
+//! static SPEC: ConnectorSpec = ConnectorSpec {
+//!     name: "kafka",
+//!     role: Role::Source,
+//!     description: "Reads a Kafka topic.",
+//!     properties: &[
+//!         PropertySpec::required("topic", PropertyKind::String, "Topic to read."),
+//!         props::DATA_TYPE, // required; `props::DATA_TYPE_DEFAULT_JSON` for sinks
+//!         props::SCHEMA_REGISTRY_ADDRESS,
+//!         props::SCHEMA_REGISTRY_API_KEY,
+//!         props::SCHEMA_REGISTRY_API_SECRET,
+//!     ],
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> connector_core::Result<()> {
+//! let props = Properties::from_pairs([("topic", "orders"), ("data_type", "debezium-json")]);
+//! let mut reader = PropertyReader::new(&SPEC, &props);
+//! let topic: String = reader.required("topic");
+//! let format = FormatConfig::read(&mut reader); // problems are reported by finish()
+//! reader.finish()?;
+//! let mut decoder = format.decoder()?; // Box<dyn Decoder>; a sink calls
+//!                                      // format.with_default_subject(format!("{topic}-value")).encoder()
+//! let mut records = Vec::new();
+//! let meta = MessageMeta { key: Some(b"{\"id\": 1}"), ..MessageMeta::default() };
+//! decode_message(&mut decoder, br#"{"op": "c", "after": {"id": 1}}"#, &meta, &mut records).await?;
+//! assert_eq!(records.len(), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! | `data_type` | module | cargo feature |
+//! | --- | --- | --- |
+//! | `json` | [`json`] | always |
+//! | `text` | [`text`] | always |
+//! | `binary` | [`binary`] | always |
+//! | `delimited` | [`delimited`] | always |
+//! | `avro` | `avro` (+ `registry`) | `avro` |
+//! | `protobuf` | `protobuf` | `protobuf` |
+//! | `debezium-json`, `debezium-json-upsert` | [`debezium`] over [`json`] | always |
+//! | `debezium-avro`, `debezium-avro-upsert` | [`debezium`] over `avro` | `avro` |
+//!
+//! The envelope ([`Envelope`]: plain, Debezium, Debezium upsert) is
+//! separate from the encoding ([`Encoding`]): [`debezium::DebeziumDecoder`]
+//! wraps any decoder that yields envelope records. Declared schemas and
+//! their conversion rules are in [`declared`], timestamp formats in
+//! [`timestamp`], and the Go-style templates sinks use in [`template`]
+//! (supported: `{{ .col }}`, `{{.col}}`, nested `{{ .a.b }}`, array
+//! indexes, `{{ . }}`, `{{ json .col }}`, `{{-`/`-}}` trimming, and
+//! `<no value>` for missing fields; `if`, `range`, pipelines and variables
+//! are rejected when the template is parsed).
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -17,12 +71,19 @@ use futures::future::BoxFuture;
 use crate::error::Result;
 use crate::record::{Header, Position, Record};
 
+#[cfg(feature = "avro")]
+pub mod avro;
 pub mod binary;
 pub mod config;
+pub mod debezium;
 pub mod declared;
 pub mod delimited;
 pub mod json;
 pub mod props;
+#[cfg(feature = "protobuf")]
+pub mod protobuf;
+#[cfg(feature = "avro")]
+pub mod registry;
 pub mod template;
 pub mod text;
 pub mod timestamp;

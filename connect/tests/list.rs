@@ -1,0 +1,167 @@
+//! `connect list` and `connect describe`: every connector of the
+//! specification, with properties generated from the connectors' specs.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::run;
+
+const T: Duration = Duration::from_secs(60);
+
+/// The connectors of the specification, by section, as (name, role).
+/// Read from `shared/SPEC.md` beside the repository when it is there (CI
+/// checks out the repository with `shared/` beside it); the list below is
+/// what it held when this test was written and must agree with it.
+fn specified() -> BTreeSet<(String, &'static str)> {
+    let written: BTreeSet<(String, &'static str)> = [
+        ("kafka", "source"),
+        ("stream_generator", "source"),
+        ("pulsar", "source"),
+        ("pulsar", "sink"),
+        ("livepeer", "source"),
+        ("ably", "source"),
+        ("httppush", "source"),
+        ("kafka", "sink"),
+        ("http", "sink"),
+        ("slack", "sink"),
+        ("email", "sink"),
+        ("timeplus", "sink"),
+        ("clickhouse", "sink"),
+        ("snowflake", "sink"),
+    ]
+    .into_iter()
+    .map(|(n, r)| (n.to_owned(), r))
+    .collect();
+    if let Some(spec) = spec_md() {
+        let text = std::fs::read_to_string(&spec).unwrap();
+        let mut role = "";
+        let mut parsed = BTreeSet::new();
+        for line in text.lines() {
+            if line.starts_with("## ") {
+                role = match line {
+                    "## Sources" => "source",
+                    "## Sinks" => "sink",
+                    _ => "",
+                };
+            } else if let Some(heading) = line.strip_prefix("### ")
+                && !role.is_empty()
+            {
+                let name = heading.split_whitespace().next().unwrap().to_owned();
+                if heading.contains("(source and sink)") {
+                    parsed.insert((name.clone(), "source"));
+                    parsed.insert((name, "sink"));
+                } else {
+                    parsed.insert((name, role));
+                }
+            }
+        }
+        assert_eq!(
+            parsed,
+            written,
+            "{} changed: update this test and the command",
+            spec.display()
+        );
+    }
+    written
+}
+
+/// `shared/SPEC.md` in the nearest ancestor of the crate that has one.
+fn spec_md() -> Option<PathBuf> {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("shared/SPEC.md"))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn list_covers_every_connector_of_the_specification() {
+    let out = run(&["list", "--json"], T);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let mut listed: BTreeSet<(String, &str)> = json["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let role = if c["role"] == "source" {
+                "source"
+            } else {
+                "sink"
+            };
+            (c["name"].as_str().unwrap().to_owned(), role)
+        })
+        .collect();
+    // Routes (snowflake) are documented sinks that are not connectors.
+    for r in json["routes"].as_array().unwrap() {
+        listed.insert((r["name"].as_str().unwrap().to_owned(), "sink"));
+    }
+    let missing: Vec<_> = specified().difference(&listed).cloned().collect();
+    assert!(missing.is_empty(), "not listed: {missing:?}");
+
+    // The text form names each of them too.
+    let text = run(&["list"], T).stdout;
+    for (name, _) in specified() {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("  {name} "))),
+            "{name} not in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn describe_prints_every_property_from_the_spec() {
+    let out = run(&["describe", "clickhouse", "--json"], T);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let spec = &sink_clickhouse::SPEC;
+    let properties = json[0]["properties"].as_array().unwrap();
+    assert_eq!(properties.len(), spec.properties.len());
+    for (printed, p) in properties.iter().zip(spec.properties) {
+        assert_eq!(printed["name"], p.name);
+        assert_eq!(printed["required"], p.required);
+        assert_eq!(printed["default"].as_str(), p.default);
+        assert_eq!(printed["description"], p.description);
+    }
+
+    let text = run(&["describe", "clickhouse"], T).stdout;
+    assert!(text.starts_with("clickhouse (sink)\n"), "{text}");
+    assert!(
+        text.contains("  table_name (required): a string\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  batch_count (default `128`): a whole number\n      Rows per insert.\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  password (secret): a secret string\n"),
+        "{text}"
+    );
+
+    // A type that is both a source and a sink shows both.
+    let text = run(&["describe", "pulsar"], T).stdout;
+    assert!(text.starts_with("pulsar (source)\n"), "{text}");
+    assert!(text.contains("\npulsar (sink)\n"), "{text}");
+}
+
+#[test]
+fn describe_unknown_types_and_routes() {
+    let out = run(&["describe", "clickhous"], T);
+    assert_eq!(out.code, Some(2));
+    assert_eq!(
+        out.stderr,
+        "connect: unknown connector type `clickhous`; did you mean `clickhouse`? (run `connect list` for every type)\n"
+    );
+    let out = run(&["describe", "snowflake"], T);
+    assert_eq!(out.code, Some(0));
+    assert!(
+        out.stdout
+            .starts_with("snowflake: not a connector of its own")
+    );
+    let out = run(&["describe", "pipeline"], T);
+    assert_eq!(out.code, Some(0));
+    assert!(out.stdout.contains("  on_bad_data "), "{}", out.stdout);
+}
