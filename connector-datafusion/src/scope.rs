@@ -34,7 +34,6 @@ impl QueryScope {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match &mut *state {
             State::Holding(acks) => {
-                eprintln!("DEBUG consumed into {:p} tracked={}", self, ack.is_tracked());
                 if ack.is_tracked() {
                     acks.push(ack);
                 }
@@ -57,7 +56,6 @@ impl QueryScope {
                 State::Settled => Vec::new(),
             }
         };
-        eprintln!("DEBUG settle {:p} {} held with {status:?}", self, held.len());
         for ack in held {
             ack.resolve(status.clone());
         }
