@@ -19,8 +19,9 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -375,6 +376,13 @@ fn check(status: AckStatus) -> Result<(), Failure> {
 /// Marks its query as an INSERT into a sink table before the statement's
 /// input starts, so source tables under it hold their acks for the sink's
 /// outcome (see [`scope`]). Passes batches through unchanged.
+///
+/// It has one partition (several are merged below it), so it is the
+/// direct input of [`DataSinkExec`]: the stream holding the scope is the
+/// one the sink's `write_all` takes over, and the scope lives without a
+/// gap from before the first source batch is read until the sink settles
+/// it. (With the merge above it, the merge's tasks could run the input to
+/// its end and drop the scope before `write_all` starts.)
 #[derive(Debug, Clone)]
 struct InsertScopeExec {
     input: Arc<dyn ExecutionPlan>,
@@ -383,6 +391,11 @@ struct InsertScopeExec {
 
 impl InsertScopeExec {
     fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+        let input: Arc<dyn ExecutionPlan> = if input.properties().output_partitioning().partition_count() > 1 {
+            Arc::new(CoalescePartitionsExec::new(input))
+        } else {
+            input
+        };
         let properties = input.properties().clone();
         InsertScopeExec { input, properties }
     }
@@ -409,6 +422,10 @@ impl ExecutionPlan for InsertScopeExec {
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
         vec![false]
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {

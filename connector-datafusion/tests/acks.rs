@@ -33,7 +33,7 @@ async fn a_query_delivers_the_batches_it_consumed() {
     assert_eq!(rows[0].get("s"), Some(&Value::Int64(4950)));
     assert_eq!(rows[0].get("c"), Some(&Value::Int64(100)));
     let list = outcomes(&acks, 10).await;
-    assert_eq!(delivered(&list), (0..10).collect::<Vec<_>>());
+    assert_eq!(delivered(&list), (0..10).collect::<Vec<_>>(), "{list:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +73,7 @@ async fn an_insert_resolves_source_acks_only_after_the_sink_delivered() {
     assert_eq!(collected.len(), 500);
     assert!(early.lock().unwrap().is_empty(), "source acks resolved before the sink delivered");
     let list = outcomes(&acks, 10).await;
-    assert_eq!(delivered(&list), (0..10).collect::<Vec<_>>());
+    assert_eq!(delivered(&list), (0..10).collect::<Vec<_>>(), "{list:?}");
 }
 
 /// A sink that delivers its first batch and then does `then` to the next.
