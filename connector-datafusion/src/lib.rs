@@ -85,14 +85,23 @@ pub trait SessionContextExt {
     /// Registers `source` as the table `name` with the default settings
     /// (see [`SourceTable::builder`] for the others). Without a declared
     /// schema this waits for the source's first batch to infer one.
-    async fn register_source<S: Source + 'static>(&self, name: &str, source: S) -> Result<SourceTable>;
+    async fn register_source<S: Source + 'static>(
+        &self,
+        name: &str,
+        source: S,
+    ) -> Result<SourceTable>;
 
     /// Registers a table built with [`SourceTable::builder`].
     fn register_source_table(&self, name: &str, table: &SourceTable) -> Result<()>;
 
     /// Registers `sink` as the table `name` with the columns of `schema`,
     /// for `INSERT INTO name ...` (see [`SinkTable`]).
-    fn register_sink<S: Sink + 'static>(&self, name: &str, sink: S, schema: Arc<Schema>) -> Result<SinkTable>;
+    fn register_sink<S: Sink + 'static>(
+        &self,
+        name: &str,
+        sink: S,
+        schema: Arc<Schema>,
+    ) -> Result<SinkTable>;
 
     /// Registers a table built with [`SinkTable::with_options`].
     fn register_sink_table(&self, name: &str, table: &SinkTable) -> Result<()>;
@@ -100,7 +109,11 @@ pub trait SessionContextExt {
 
 #[async_trait]
 impl SessionContextExt for SessionContext {
-    async fn register_source<S: Source + 'static>(&self, name: &str, source: S) -> Result<SourceTable> {
+    async fn register_source<S: Source + 'static>(
+        &self,
+        name: &str,
+        source: S,
+    ) -> Result<SourceTable> {
         let table = SourceTable::builder(source).build().await?;
         self.register_source_table(name, &table)?;
         Ok(table)
@@ -110,7 +123,12 @@ impl SessionContextExt for SessionContext {
         register(self, name, table.provider())
     }
 
-    fn register_sink<S: Sink + 'static>(&self, name: &str, sink: S, schema: Arc<Schema>) -> Result<SinkTable> {
+    fn register_sink<S: Sink + 'static>(
+        &self,
+        name: &str,
+        sink: S,
+        schema: Arc<Schema>,
+    ) -> Result<SinkTable> {
         let table = SinkTable::new(sink, schema)?;
         self.register_sink_table(name, &table)?;
         Ok(table)
@@ -126,9 +144,13 @@ fn register(
     name: &str,
     table: Arc<dyn datafusion::datasource::TableProvider>,
 ) -> Result<()> {
-    ctx.register_table(name, table)
-        .map(|_| ())
-        .map_err(|e| Error::permanent("datafusion", format!("register table `{name}`"), e.to_string()))
+    ctx.register_table(name, table).map(|_| ()).map_err(|e| {
+        Error::permanent(
+            "datafusion",
+            format!("register table `{name}`"),
+            e.to_string(),
+        )
+    })
 }
 
 /// Our error inside a DataFusion one (its text stays readable; the

@@ -139,7 +139,10 @@ mod tests {
         let (held, outcome) = Ack::channel();
         AckTarget::for_query(&a).consumed(held);
         let mut outcome = outcome;
-        assert!(futures::poll!(&mut outcome).is_pending(), "held until settled");
+        assert!(
+            futures::poll!(&mut outcome).is_pending(),
+            "held until settled"
+        );
         scope.settle(AckStatus::Delivered);
         assert!(outcome.await.is_delivered());
 

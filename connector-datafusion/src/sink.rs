@@ -17,9 +17,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
@@ -125,8 +125,8 @@ impl SinkTable {
         options: ArrowOptions,
     ) -> Result<SinkTable> {
         let name = sink.name().to_owned();
-        let arrow_schema = to_arrow_schema(&schema, &options)
-            .map_err(|e| e.in_component(name.clone()))?;
+        let arrow_schema =
+            to_arrow_schema(&schema, &options).map_err(|e| e.in_component(name.clone()))?;
         // Metadata columns may be left out of a statement: make them nullable.
         let fields: Vec<_> = arrow_schema
             .fields()
@@ -391,11 +391,12 @@ struct InsertScopeExec {
 
 impl InsertScopeExec {
     fn new(input: Arc<dyn ExecutionPlan>) -> Self {
-        let input: Arc<dyn ExecutionPlan> = if input.properties().output_partitioning().partition_count() > 1 {
-            Arc::new(CoalescePartitionsExec::new(input))
-        } else {
-            input
-        };
+        let input: Arc<dyn ExecutionPlan> =
+            if input.properties().output_partitioning().partition_count() > 1 {
+                Arc::new(CoalescePartitionsExec::new(input))
+            } else {
+                input
+            };
         let properties = input.properties().clone();
         InsertScopeExec { input, properties }
     }

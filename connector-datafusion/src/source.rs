@@ -147,7 +147,10 @@ pub struct SourceTableBuilder {
 impl fmt::Debug for SourceTableBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SourceTableBuilder")
-            .field("sources", &self.sources.iter().map(|s| s.name()).collect::<Vec<_>>())
+            .field(
+                "sources",
+                &self.sources.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
             .field("schema", &self.schema)
             .field("options", &self.options)
             .field("unbounded", &self.unbounded)
@@ -312,7 +315,8 @@ impl SourceTableBuilder {
                 infer_schema(records)
             }
         };
-        let to_arrow = Arc::new(ToArrow::new(schema.clone(), options)?.with_component(name.clone()));
+        let to_arrow =
+            Arc::new(ToArrow::new(schema.clone(), options)?.with_component(name.clone()));
         let arrow_schema = to_arrow.arrow_schema().clone();
         let metrics = Arc::new(Metrics::default());
         let partitions: Vec<Arc<Partition>> = sources
@@ -341,7 +345,9 @@ impl SourceTableBuilder {
             .map(|p| Arc::new(SourcePartition { shared: p.clone() }) as Arc<dyn PartitionStream>)
             .collect();
         let table = StreamingTable::try_new(arrow_schema.clone(), streams)
-            .map_err(|e| Error::permanent(name.clone(), "create the DataFusion table", e.to_string()))?
+            .map_err(|e| {
+                Error::permanent(name.clone(), "create the DataFusion table", e.to_string())
+            })?
             .with_infinite_table(unbounded);
         Ok(SourceTable {
             inner: Arc::new(Inner {
@@ -373,7 +379,10 @@ impl TableProvider for SourceTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.inner.table.scan(state, projection, filters, limit).await
+        self.inner
+            .table
+            .scan(state, projection, filters, limit)
+            .await
     }
 }
 
@@ -517,7 +526,10 @@ impl Partition {
             }
             // Ended or closed: nothing more to read.
             Err(false) => {
-                return Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::empty()));
+                return Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::empty(),
+                ));
             }
         };
         let reader = Reader {
@@ -593,9 +605,10 @@ impl Reader {
     fn convert(&mut self, mut batch: Batch) -> Result<Option<(RecordBatch, Ack)>> {
         let p = &self.partition;
         p.metrics.batches.fetch_add(1, Ordering::Relaxed);
-        p.metrics
-            .records
-            .fetch_add((batch.records.len() + batch.bad.len()) as u64, Ordering::Relaxed);
+        p.metrics.records.fetch_add(
+            (batch.records.len() + batch.bad.len()) as u64,
+            Ordering::Relaxed,
+        );
         let bad = std::mem::take(&mut batch.bad);
         let (mut records, ack) = batch.into_parts();
         let policy = p.bad_records;

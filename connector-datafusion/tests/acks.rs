@@ -45,7 +45,11 @@ async fn a_limit_fails_the_batch_it_stopped_in() {
     assert_eq!(rows.len(), 15);
     let list = outcomes(&acks, 2).await;
     assert_eq!(delivered(&list), vec![0], "batch 0 was consumed");
-    assert_eq!(failed(&list), vec![1], "batch 1 was cut short: the source delivers it again");
+    assert_eq!(
+        failed(&list),
+        vec![1],
+        "batch 1 was cut short: the source delivers it again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,10 +72,17 @@ async fn an_insert_resolves_source_acks_only_after_the_sink_delivered() {
     ctx.register_source("numbers", source).await.unwrap();
     ctx.register_sink("out", sink, n_schema()).unwrap();
 
-    let result = query(&ctx, "INSERT INTO out SELECT n FROM numbers WHERE n % 2 = 0").await;
+    let result = query(
+        &ctx,
+        "INSERT INTO out SELECT n FROM numbers WHERE n % 2 = 0",
+    )
+    .await;
     assert_eq!(result[0].get("count"), Some(&Value::Int64(500)));
     assert_eq!(collected.len(), 500);
-    assert!(early.lock().unwrap().is_empty(), "source acks resolved before the sink delivered");
+    assert!(
+        early.lock().unwrap().is_empty(),
+        "source acks resolved before the sink delivered"
+    );
     let list = outcomes(&acks, 10).await;
     assert_eq!(delivered(&list), (0..10).collect::<Vec<_>>(), "{list:?}");
 }
@@ -89,18 +100,27 @@ fn second_batch(then: fn() -> Outcome) -> CollectSink {
 async fn a_failing_sink_fails_the_statement_and_the_source_acks() {
     for (then, text) in [
         (
-            (|| Outcome::Fail(Error::transient("collect sink", "write", "disk on fire"))) as fn() -> Outcome,
+            (|| Outcome::Fail(Error::transient("collect sink", "write", "disk on fire")))
+                as fn() -> Outcome,
             "collect sink: write: disk on fire",
         ),
         (
-            || Outcome::Reject(Error::rejected("collect sink", "batch", "column n is not a number")),
+            || {
+                Outcome::Reject(Error::rejected(
+                    "collect sink",
+                    "batch",
+                    "column n is not a number",
+                ))
+            },
             "collect sink: rejected batch: column n is not a number",
         ),
     ] {
         let (source, acks) = NumberedSource::new(1_000, 100);
         let ctx = SessionContext::new();
         ctx.register_source("numbers", source).await.unwrap();
-        let table = ctx.register_sink("out", second_batch(then), n_schema()).unwrap();
+        let table = ctx
+            .register_sink("out", second_batch(then), n_schema())
+            .unwrap();
         let err = error_of(&ctx, "INSERT INTO out SELECT n FROM numbers").await;
         assert!(err.contains(text), "{err}");
         // The statement failed after the sink took batch 0: nothing the
@@ -116,7 +136,10 @@ async fn a_failing_sink_fails_the_statement_and_the_source_acks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_fail_the_query_or_are_skipped() {
     for (extra, text) in [
-        (Extra::Undecodable, "numbered source: cannot decode json at line 1 column 2: expected value"),
+        (
+            Extra::Undecodable,
+            "numbered source: cannot decode json at line 1 column 2: expected value",
+        ),
         (
             Extra::WrongType,
             "numbered source: cannot encode record at row 5 (record #15) as arrow: \
@@ -125,11 +148,17 @@ async fn bad_records_fail_the_query_or_are_skipped() {
     ] {
         let (source, acks) = NumberedSource::new(30, 10);
         let ctx = SessionContext::new();
-        ctx.register_source("t", source.with_extra(extra, 1)).await.unwrap();
+        ctx.register_source("t", source.with_extra(extra, 1))
+            .await
+            .unwrap();
         let err = error_of(&ctx, "SELECT n FROM t").await;
         assert!(err.contains(text), "{extra:?}: {err}");
         let list = outcomes(&acks, 2).await;
-        assert_eq!(failed(&list), vec![1], "{extra:?}: the bad batch is not delivered");
+        assert_eq!(
+            failed(&list),
+            vec![1],
+            "{extra:?}: the bad batch is not delivered"
+        );
 
         let (source, acks) = NumberedSource::new(30, 10);
         let table = SourceTable::builder(source.with_extra(extra, 1))
@@ -152,7 +181,9 @@ async fn bad_records_fail_the_query_or_are_skipped() {
 async fn changelogs_need_the_change_kind_column() {
     let (source, _) = NumberedSource::new(20, 10);
     let ctx = SessionContext::new();
-    ctx.register_source("t", source.with_extra(Extra::Delete, 1)).await.unwrap();
+    ctx.register_source("t", source.with_extra(Extra::Delete, 1))
+        .await
+        .unwrap();
     let err = error_of(&ctx, "SELECT n FROM t").await;
     assert!(err.contains("change kind is `delete`"), "{err}");
 
@@ -164,7 +195,11 @@ async fn changelogs_need_the_change_kind_column() {
         .unwrap();
     ctx.deregister_table("t").unwrap();
     ctx.register_source_table("t", &table).unwrap();
-    let rows = query(&ctx, "SELECT n, _change_kind AS kind FROM t WHERE _change_kind <> 'insert'").await;
+    let rows = query(
+        &ctx,
+        "SELECT n, _change_kind AS kind FROM t WHERE _change_kind <> 'insert'",
+    )
+    .await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get("n"), Some(&Value::Int64(10)));
     assert_eq!(rows[0].get("kind"), Some(&Value::from("delete")));
@@ -190,7 +225,9 @@ async fn a_schemaless_source_gets_a_schema_from_its_first_batch() {
     let batch = |decoder: &mut JsonDecoder, lines: &[&str]| {
         let mut records = Vec::new();
         for line in lines {
-            let _ = decoder.decode(line.as_bytes(), &MessageMeta::default(), &mut records).unwrap();
+            let _ = decoder
+                .decode(line.as_bytes(), &MessageMeta::default(), &mut records)
+                .unwrap();
         }
         Batch::new(records)
     };
@@ -203,9 +240,12 @@ async fn a_schemaless_source_gets_a_schema_from_its_first_batch() {
     ))
     .await
     .unwrap();
-    tx.send(batch(&mut decoder, &[r#"{"clicks": 1, "user": "cy", "unknown": 1}"#]))
-        .await
-        .unwrap();
+    tx.send(batch(
+        &mut decoder,
+        &[r#"{"clicks": 1, "user": "cy", "unknown": 1}"#],
+    ))
+    .await
+    .unwrap();
     tx.close().await.unwrap();
 
     let ctx = SessionContext::new();
@@ -223,8 +263,18 @@ async fn a_schemaless_source_gets_a_schema_from_its_first_batch() {
     assert_eq!(
         values,
         vec![
-            vec!["ada".into(), Value::Float64(3.0), "firefox".into(), Value::Null],
-            vec!["bob".into(), Value::Float64(4.5), Value::Null, Value::Boolean(true)],
+            vec![
+                "ada".into(),
+                Value::Float64(3.0),
+                "firefox".into(),
+                Value::Null
+            ],
+            vec![
+                "bob".into(),
+                Value::Float64(4.5),
+                Value::Null,
+                Value::Boolean(true)
+            ],
             vec!["cy".into(), Value::Float64(1.0), Value::Null, Value::Null],
         ]
     );

@@ -22,7 +22,9 @@ async fn insert_select_into_a_collecting_sink_matches_plain_rust() {
     let config = iot(5, 30_000);
     let records = generate(config.clone()).await;
     let ctx = SessionContext::new();
-    ctx.register_source("iot", GeneratorSource::new(config)).await.unwrap();
+    ctx.register_source("iot", GeneratorSource::new(config))
+        .await
+        .unwrap();
     let (sink, collected) = CollectSink::new();
     let sink = sink.with_batch_limits(BatchLimits {
         max_records: 500,
@@ -50,11 +52,22 @@ async fn insert_select_into_a_collecting_sink_matches_plain_rust() {
         .filter(|(_, n)| *n > 80.0 || *n < 1.0)
         .map(|(d, n)| (d, if n > 90.0 { "high" } else { "low" }.to_owned(), n * 2.0))
         .collect();
-    assert_eq!(result[0].get("count"), Some(&Value::Int64(expected.len() as i64)));
+    assert_eq!(
+        result[0].get("count"),
+        Some(&Value::Int64(expected.len() as i64))
+    );
     assert_eq!(table.rows_written(), expected.len() as u64);
     let got_records = collected.records();
-    assert!(got_records.iter().all(|r| *r.schema == *schema && r.kind == ChangeKind::Insert));
-    assert!(got_records.iter().all(|r| r.get("at").and_then(Value::as_timestamp_micros).is_some()));
+    assert!(
+        got_records
+            .iter()
+            .all(|r| *r.schema == *schema && r.kind == ChangeKind::Insert)
+    );
+    assert!(
+        got_records
+            .iter()
+            .all(|r| r.get("at").and_then(Value::as_timestamp_micros).is_some())
+    );
     let mut got: Vec<(String, String, f64)> = got_records
         .iter()
         .map(|r| {
@@ -86,7 +99,11 @@ async fn a_change_kind_column_sets_each_records_kind() {
     let table = SinkTable::with_change_kind(sink, schema).unwrap();
     let ctx = SessionContext::new();
     ctx.register_sink_table("cdc", &table).unwrap();
-    query(&ctx, "INSERT INTO cdc VALUES ('a', 1, 'delete'), ('b', 2, NULL), ('c', 3, 'update_after')").await;
+    query(
+        &ctx,
+        "INSERT INTO cdc VALUES ('a', 1, 'delete'), ('b', 2, NULL), ('c', 3, 'update_after')",
+    )
+    .await;
     query(&ctx, "INSERT INTO cdc (name, n) VALUES ('d', 4)").await;
     let kinds: Vec<(String, ChangeKind)> = collected
         .records()
@@ -117,10 +134,24 @@ async fn a_change_kind_column_sets_each_records_kind() {
 async fn a_sink_table_cannot_be_read_or_overwritten() {
     let (sink, _) = CollectSink::new();
     let ctx = SessionContext::new();
-    ctx.register_sink("out", sink, Arc::new(Schema::new(vec![Field::new("n", DataType::Int64)])))
-        .unwrap();
-    let err = ctx.sql("SELECT * FROM out").await.unwrap().collect().await.unwrap_err();
-    assert!(err.to_string().contains("can only be the target of INSERT INTO"), "{err}");
+    ctx.register_sink(
+        "out",
+        sink,
+        Arc::new(Schema::new(vec![Field::new("n", DataType::Int64)])),
+    )
+    .unwrap();
+    let err = ctx
+        .sql("SELECT * FROM out")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("can only be the target of INSERT INTO"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +176,9 @@ async fn insert_select_into_clickhouse() {
         Field::required("time", DataType::Timestamp),
     ]));
     let ctx = SessionContext::new();
-    ctx.register_source("gen", GeneratorSource::new(config)).await.unwrap();
+    ctx.register_source("gen", GeneratorSource::new(config))
+        .await
+        .unwrap();
     let table = ctx.register_sink("clickhouse", sink, schema).unwrap();
 
     let result = query(
@@ -154,14 +187,18 @@ async fn insert_select_into_clickhouse() {
     )
     .await;
     // Read right away: the statement returned only after the sink delivered.
-    let on_server = server.query("SELECT count(), round(sum(number), 2), uniqExact(device) FROM iot");
+    let on_server =
+        server.query("SELECT count(), round(sum(number), 2), uniqExact(device) FROM iot");
 
     let kept: Vec<f64> = records
         .iter()
         .filter(|r| str_of(r, "device") != "device_0")
         .map(|r| (f64_of(r, "number") * 100.0).round() / 100.0)
         .collect();
-    assert_eq!(result[0].get("count"), Some(&Value::Int64(kept.len() as i64)));
+    assert_eq!(
+        result[0].get("count"),
+        Some(&Value::Int64(kept.len() as i64))
+    );
     let fields: Vec<&str> = on_server.split('\t').collect();
     assert_eq!(fields[0], kept.len().to_string(), "{on_server}");
     let sum: f64 = fields[1].parse().unwrap();

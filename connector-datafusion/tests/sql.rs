@@ -17,7 +17,9 @@ async fn filter_and_projection_match_plain_rust() {
     let config = iot(7, 20_000);
     let expected_records = generate(config.clone()).await;
     let ctx = SessionContext::new();
-    ctx.register_source("iot", GeneratorSource::new(config)).await.unwrap();
+    ctx.register_source("iot", GeneratorSource::new(config))
+        .await
+        .unwrap();
 
     let got = query(
         &ctx,
@@ -51,7 +53,9 @@ async fn aggregates_match_plain_rust() {
     let config = iot(42, 50_000);
     let records = generate(config.clone()).await;
     let ctx = SessionContext::new();
-    ctx.register_source("iot", GeneratorSource::new(config)).await.unwrap();
+    ctx.register_source("iot", GeneratorSource::new(config))
+        .await
+        .unwrap();
 
     let got = query(
         &ctx,
@@ -71,11 +75,13 @@ async fn aggregates_match_plain_rust() {
     let mut expected: BTreeMap<String, Agg> = BTreeMap::new();
     for r in &records {
         let x = f64_of(r, "number");
-        let a = expected.entry(str_of(r, "device").to_owned()).or_insert(Agg {
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            ..Agg::default()
-        });
+        let a = expected
+            .entry(str_of(r, "device").to_owned())
+            .or_insert(Agg {
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+                ..Agg::default()
+            });
         a.n += 1;
         a.sum += x;
         a.min = a.min.min(x);
@@ -90,7 +96,12 @@ async fn aggregates_match_plain_rust() {
         assert!(close(f64_of(row, "sum"), a.sum), "{device}");
         assert!(close(f64_of(row, "avg"), a.sum / a.n as f64), "{device}");
     }
-    assert_eq!(got.iter().map(|r| r.get("n").unwrap().as_i64().unwrap()).sum::<i64>(), 50_000);
+    assert_eq!(
+        got.iter()
+            .map(|r| r.get("n").unwrap().as_i64().unwrap())
+            .sum::<i64>(),
+        50_000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,9 +109,17 @@ async fn timestamps_are_utc_instants_in_sql() {
     let config = iot(3, 5_000);
     let records = generate(config.clone()).await;
     let ctx = SessionContext::new();
-    let table = ctx.register_source("iot", GeneratorSource::new(config)).await.unwrap();
+    let table = ctx
+        .register_source("iot", GeneratorSource::new(config))
+        .await
+        .unwrap();
     assert_eq!(
-        table.arrow_schema().field_with_name("time").unwrap().data_type().to_string(),
+        table
+            .arrow_schema()
+            .field_with_name("time")
+            .unwrap()
+            .data_type()
+            .to_string(),
         "Timestamp(µs, \"+00:00\")"
     );
 
@@ -113,8 +132,14 @@ async fn timestamps_are_utc_instants_in_sql() {
     )
     .await;
     assert_eq!(got[0].get("recent"), Some(&Value::Int64(5_000)));
-    let first = got[0].get("first").and_then(Value::as_timestamp_micros).unwrap();
-    let last = got[0].get("last").and_then(Value::as_timestamp_micros).unwrap();
+    let first = got[0]
+        .get("first")
+        .and_then(Value::as_timestamp_micros)
+        .unwrap();
+    let last = got[0]
+        .get("last")
+        .and_then(Value::as_timestamp_micros)
+        .unwrap();
     let generated: Vec<i64> = records
         .iter()
         .map(|r| r.get("time").and_then(Value::as_timestamp_micros).unwrap())
@@ -123,7 +148,10 @@ async fn timestamps_are_utc_instants_in_sql() {
     // so the window reaches past it. Another run of the generator: same
     // values, its own clock.
     assert!(first <= last);
-    assert!(last - first <= generated.iter().max().unwrap() - generated.iter().min().unwrap() + 1_000_000);
+    assert!(
+        last - first
+            <= generated.iter().max().unwrap() - generated.iter().min().unwrap() + 1_000_000
+    );
     assert!(matches!(got[0].get("days"), Some(Value::Int64(1 | 2))));
 }
 
@@ -131,8 +159,16 @@ async fn timestamps_are_utc_instants_in_sql() {
 async fn an_unbounded_source_streams_and_continues_where_a_query_stopped() {
     // No count: the generator never ends.
     let config = common::iot(11, 0);
-    let config = source_generator::GeneratorConfig { count: None, batch_size: 100, ..config };
-    let plain = generate(source_generator::GeneratorConfig { count: Some(300), ..config.clone() }).await;
+    let config = source_generator::GeneratorConfig {
+        count: None,
+        batch_size: 100,
+        ..config
+    };
+    let plain = generate(source_generator::GeneratorConfig {
+        count: Some(300),
+        ..config.clone()
+    })
+    .await;
     let table = SourceTable::builder(GeneratorSource::new(config))
         .unbounded(true)
         .build()
@@ -141,7 +177,9 @@ async fn an_unbounded_source_streams_and_continues_where_a_query_stopped() {
     let ctx = SessionContext::new();
     ctx.register_source_table("live", &table).unwrap();
 
-    let numbers = |rows: &[connector_core::Record]| rows.iter().map(|r| f64_of(r, "number")).collect::<Vec<_>>();
+    let numbers = |rows: &[connector_core::Record]| {
+        rows.iter().map(|r| f64_of(r, "number")).collect::<Vec<_>>()
+    };
     let first = query(&ctx, "SELECT number FROM live LIMIT 5").await;
     assert_eq!(numbers(&first), numbers(&plain[..5]));
     // The first query stopped inside batch 1; the live stream goes on from batch 2.
@@ -157,5 +195,8 @@ async fn an_unbounded_source_streams_and_continues_where_a_query_stopped() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.to_lowercase().contains("unbounded") || err.contains("infinite"), "{err}");
+    assert!(
+        err.to_lowercase().contains("unbounded") || err.contains("infinite"),
+        "{err}"
+    );
 }

@@ -36,18 +36,30 @@ async fn sql_over_generator_prints_the_average_per_device() {
     }
 
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[1].split('|').map(str::trim).collect::<Vec<_>>(), ["", "device", "avg", "events", ""], "{stdout}");
+    assert_eq!(
+        lines[1].split('|').map(str::trim).collect::<Vec<_>>(),
+        ["", "device", "avg", "events", ""],
+        "{stdout}"
+    );
     let rows: Vec<Vec<&str>> = lines
         .iter()
         .filter(|l| l.starts_with("| device_"))
-        .map(|l| l.split('|').map(str::trim).filter(|c| !c.is_empty()).collect())
+        .map(|l| {
+            l.split('|')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
         .collect();
     assert_eq!(rows.len(), sums.len(), "{stdout}");
     for (row, (device, (sum, n))) in rows.iter().zip(&sums) {
         assert_eq!(row[0], device, "{stdout}");
         let avg: f64 = row[1].parse().unwrap();
         let expected = sum / *n as f64;
-        assert!((avg - expected).abs() < 1e-9 * expected.abs(), "{device}: {avg} vs {expected}");
+        assert!(
+            (avg - expected).abs() < 1e-9 * expected.abs(),
+            "{device}: {avg} vs {expected}"
+        );
         assert_eq!(row[2], n.to_string(), "{stdout}");
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use connector_core::arrow::{ArrowOptions, FromArrow};
 use connector_core::{
-    Ack, AckStatus, Batch, BadRecord, DataType, Error, Field, Position, Record, Result, Schema,
+    Ack, AckStatus, BadRecord, Batch, DataType, Error, Field, Position, Record, Result, Schema,
     Source, Value,
 };
 use datafusion::arrow::record_batch::RecordBatch;
