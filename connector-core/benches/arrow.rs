@@ -3,7 +3,7 @@
 //! `cargo bench -p connector-core --bench arrow`
 //!
 //! The input is 100,000 iot events as JSON (`device`, `number`, `time` as
-//! RFC 3339 text; about 80 bytes each), the shape the generator's `iot`
+//! RFC 3339 text; about 74 bytes each), the shape the generator's `iot`
 //! template writes, with the schema `device string, number float64,
 //! time timestamp`. Throughput is given in rows and in bytes of that JSON.
 //!
