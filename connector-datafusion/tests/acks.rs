@@ -87,6 +87,33 @@ async fn an_insert_resolves_source_acks_only_after_the_sink_delivered() {
     assert_eq!(delivered(&list), (0..10).collect::<Vec<_>>(), "{list:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_from_a_partitioned_table_holds_every_partitions_acks() {
+    // Several partitions are merged before the sink; the statement's scope
+    // must hold the acks of all of them until the sink delivered, however
+    // early the merge finishes reading its inputs.
+    for _ in 0..10 {
+        let (a, acks_a) = NumberedSource::new(300, 30);
+        let (b, acks_b) = NumberedSource::new(300, 30);
+        let table = SourceTable::partitioned(vec![Box::new(a), Box::new(b)])
+            .build()
+            .await
+            .unwrap();
+        let (sink, collected) = CollectSink::new();
+        let sink = sink.with_outcome(|_| Outcome::Hold);
+        let ctx = SessionContext::new();
+        ctx.register_source_table("numbers", &table).unwrap();
+        ctx.register_sink("out", sink, n_schema()).unwrap();
+        let result = query(&ctx, "INSERT INTO out SELECT n FROM numbers WHERE n >= 0").await;
+        assert_eq!(result[0].get("count"), Some(&Value::Int64(600)));
+        assert_eq!(collected.len(), 600);
+        for acks in [acks_a, acks_b] {
+            let list = outcomes(&acks, 10).await;
+            assert_eq!(delivered(&list), (0..10).collect::<Vec<_>>(), "{list:?}");
+        }
+    }
+}
+
 /// A sink that delivers its first batch and then does `then` to the next.
 fn second_batch(then: fn() -> Outcome) -> CollectSink {
     let mut n = 0;

@@ -160,14 +160,17 @@ enum Shape {
     /// The same fields in the same order.
     Same,
     /// For each target field, the position of the value's field of that name.
-    Mapped(Arc<[Option<usize>]>),
+    Mapped(FieldMap),
 }
+
+/// For each target field, the position of the value's field of that name.
+type FieldMap = Arc<[Option<usize>]>;
 
 /// The last few schemas met and how they line up with the target, so
 /// records that share a schema are matched by name only once.
 #[derive(Default)]
 struct ShapeCache {
-    entries: Vec<(Arc<Schema>, Option<Arc<[Option<usize>]>>)>,
+    entries: Vec<(Arc<Schema>, Option<FieldMap>)>,
     next: usize,
 }
 

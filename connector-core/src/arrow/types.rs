@@ -474,8 +474,12 @@ struct Columns {
     by_name: HashMap<String, usize>,
     /// Per record schema seen so far: the column of each of its fields, and
     /// whether the field's type needs a look at the values.
-    shapes: Vec<(Arc<Schema>, Vec<(usize, bool)>)>,
+    shapes: Vec<(Arc<Schema>, ShapeColumns)>,
 }
+
+/// For each field of a record schema: its column, and whether its type
+/// needs a look at the values.
+type ShapeColumns = Vec<(usize, bool)>;
 
 impl Columns {
     fn add_record(&mut self, record: &Record) {
