@@ -45,6 +45,13 @@ pub struct Route {
 /// Every source type, in the order `connect list` prints them.
 pub static SOURCES: &[SourceType] = &[
     SourceType {
+        spec: &source_kafka::SPEC,
+        // The constructor only builds the decoder; it joins the group on
+        // first read.
+        validate: |p| source_kafka::KafkaSource::from_properties(p).map(drop),
+        build: |p| Ok(Box::new(source_kafka::KafkaSource::from_properties(p)?)),
+    },
+    SourceType {
         spec: &source_generator::SPEC,
         validate: |p| source_generator::GeneratorConfig::from_properties(p).map(drop),
         build: |p| {
@@ -87,6 +94,13 @@ pub static SOURCES: &[SourceType] = &[
 
 /// Every sink type, in the order `connect list` prints them.
 pub static SINKS: &[SinkType] = &[
+    SinkType {
+        spec: &sink_kafka::SPEC,
+        // The producer connects (and creates a missing topic) on the first
+        // batch or check.
+        validate: |p| sink_kafka::KafkaSink::from_properties(p).map(drop),
+        build: |p| Ok(Box::new(sink_kafka::KafkaSink::from_properties(p)?)),
+    },
     SinkType {
         spec: &sink_pulsar::SPEC,
         validate: |p| sink_pulsar::PulsarSink::from_properties(p).map(drop),

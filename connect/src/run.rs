@@ -157,6 +157,9 @@ pub async fn run(args: &RunArgs, matches: &ArgMatches, console: Console) -> u8 {
         }
     };
     let mut built = built;
+    // The same checks as `Pipeline::check_on_start`, run here rather than
+    // by the runner so that each step is printed as `connect test` prints
+    // it and the dead-letter sink is checked too.
     if args.check_first || plan.options.check_on_start {
         let reports = check_connections(&mut built, plan.options.check_timeout).await;
         for report in &reports {

@@ -130,3 +130,115 @@ fn pulsar_to_file_and_generator_to_pulsar() {
         assert!(v["device"].as_str().unwrap().starts_with("device_"), "{v}");
     }
 }
+
+/// `connect test` on a pulsar → pulsar pipeline: every step on success,
+/// then a wrong port, a refused token and TLS to the plain port, each
+/// message asserted and the token nowhere in the output. (A missing topic
+/// cannot fail here: like a Pulsar broker with its default
+/// `allowAutoTopicCreation`, the test broker creates any topic it is asked
+/// to look up.)
+#[test]
+fn connect_test_on_a_pulsar_pipeline() {
+    let broker = PulsarBroker::start();
+    let proxy = PulsarProxy::start(broker.addr());
+    proxy.require_token("right-token");
+    let dir = tempfile::tempdir().unwrap();
+    let topic = "persistent://public/default/relay";
+    let pipeline = |url: &str| {
+        write(
+            dir.path(),
+            "relay.toml",
+            &format!(
+                r#"
+[source]
+type = "pulsar"
+broker_url = "{url}"
+topic = "{topic}"
+auth_type = "token"
+auth_params = {{ token = "${{PULSAR_TOKEN}}" }}
+data_type = "json"
+
+[[sinks]]
+type = "pulsar"
+broker_url = "{url}"
+topic = "{topic}-out"
+auth_type = "token"
+auth_params = {{ token = "${{PULSAR_TOKEN}}" }}
+"#
+            ),
+        )
+    };
+    let test = |path: &std::path::Path, token: &str| {
+        let mut command = connect();
+        command
+            .args(["test", s(path), "--timeout", "5s"])
+            .env("PULSAR_TOKEN", token);
+        let out = Running::start(command).wait(T);
+        assert!(!out.all().contains(token), "{}", out.all());
+        let lines: Vec<String> = out.stdout.lines().map(str::to_owned).collect();
+        (out, lines)
+    };
+    let address = &proxy.url()["pulsar://".len()..];
+
+    let path = pipeline(proxy.url());
+    let (out, lines) = test(&path, "right-token");
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let mut expected = Vec::new();
+    for (role, topic) in [
+        ("source", topic.to_owned()),
+        ("sink", format!("{topic}-out")),
+    ] {
+        expected.extend([
+            format!("pulsar {role}: ok     read token"),
+            format!("pulsar {role}: ok     connect to {address}: TCP connection open"),
+            format!("pulsar {role}: ok     authenticate with the token: broker Pulsar-Lite-0.1.0, protocol v12"),
+            format!("pulsar {role}: ok     look up topic {topic}: served by pulsar://{address}"),
+        ]);
+    }
+    expected.push(format!("{}: all 8 checks passed", path.display()));
+    assert_eq!(lines, expected, "{}", out.all());
+
+    let (out, lines) = test(&path, "wrong-token");
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    for (i, role) in [(2, "source"), (5, "sink")] {
+        assert_eq!(
+            lines[i],
+            format!(
+                "pulsar {role}: FAILED authenticate with the token: auth refused: AuthenticationError: Unable to authenticate"
+            ),
+            "{}",
+            out.all()
+        );
+    }
+    assert_eq!(
+        lines[6],
+        format!("{}: 2 of 6 checks failed", path.display())
+    );
+
+    let closed = testkit::free_port();
+    let path = pipeline(&format!("pulsar://127.0.0.1:{closed}"));
+    let (out, lines) = test(&path, "right-token");
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    for (i, role) in [(1, "source"), (3, "sink")] {
+        assert!(
+            lines[i].starts_with(&format!(
+                "pulsar {role}: FAILED connect to 127.0.0.1:{closed}: unreachable: Connection refused"
+            )),
+            "{}",
+            out.all()
+        );
+    }
+
+    let path = pipeline(&format!("pulsar+ssl://127.0.0.1:{}", broker.addr().port()));
+    let (out, lines) = test(&path, "right-token");
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    for (i, role) in [(2, "source"), (5, "sink")] {
+        assert!(
+            lines[i].starts_with(&format!(
+                "pulsar {role}: FAILED TLS handshake with 127.0.0.1: TLS error: "
+            )),
+            "{}",
+            out.all()
+        );
+    }
+}

@@ -28,12 +28,16 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod format;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod memory;
 pub mod pipeline;
 pub mod record;
 pub mod schema;
 pub mod sink;
 pub mod source;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod value;
 
 pub use ack::{Ack, AckReceiver, AckStatus, AckTracker};

@@ -11,22 +11,7 @@ PACKAGES=(
     "aiosmtpd==1.4.6"
 )
 
-# Prefer Debian's python3 (it is what a fresh machine gets); any python3
-# with the venv module works.
-PYTHON=/usr/bin/python3
-if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
-    if command -v apt-get >/dev/null; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
-    fi
-fi
-if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
-    PYTHON="$(command -v python3)"
-fi
-
-if [ ! -x "$VENV/bin/python" ]; then
-    mkdir -p "$(dirname "$VENV")"
-    "$PYTHON" -m venv "$VENV"
-fi
+source "$(dirname "$0")/../lib/venv.sh"
+ensure_venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PACKAGES[@]}"
 "$VENV/bin/python" -c 'import aiosmtpd; print("aiosmtpd", aiosmtpd.__version__)'

@@ -4,7 +4,7 @@
 # - `pulsar-lite` (PyPI wheel): its broker binary goes to $TOOLS/pulsar-lite
 #   (no Apache Pulsar broker can be installed here; see TESTING.md).
 # - `pulsar-client` (PyPI), installed into the shared test venv
-#   $TOOLS/venv (also created by 20-python.sh; whichever runs first makes it).
+#   $TOOLS/venv (scripts/lib/venv.sh; whichever script runs first makes it).
 # - `protoc` (Debian's protobuf-compiler): the `pulsar` crate's build script
 #   compiles Pulsar's protocol definition with it, so building the Pulsar
 #   crates needs it, not only testing them.
@@ -24,21 +24,9 @@ if ! command -v protoc >/dev/null; then
 fi
 protoc --version
 
-# --- the shared virtualenv (same recipe as 20-python.sh) -------------------
-PYTHON=/usr/bin/python3
-if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
-    if command -v apt-get >/dev/null; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
-    fi
-fi
-if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
-    PYTHON="$(command -v python3)"
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-    mkdir -p "$(dirname "$VENV")"
-    "$PYTHON" -m venv "$VENV"
-fi
+# --- the shared virtualenv ------------------------------------------------
+source "$(dirname "$0")/../lib/venv.sh"
+ensure_venv "$VENV"
 
 # --- the Python client -----------------------------------------------------
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \

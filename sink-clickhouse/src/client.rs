@@ -2,20 +2,15 @@
 //! and reading ClickHouse's errors into something a retry policy can use.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use connector_core::http;
 use connector_core::{Error, Result};
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::config::{ClickHouseConfig, Endpoint, SPEC};
 
@@ -299,9 +294,7 @@ impl Client {
                 "no endpoint to connect to",
             ));
         }
-        let tls = tls_config(config)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
+        let http = http::client_builder(&component, &config.tls)?
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             // ClickHouse closes idle keep-alive connections after 3s by
@@ -523,94 +516,6 @@ fn transport_error(endpoint: &Endpoint, error: &reqwest::Error) -> RequestError 
         } else {
             deepest
         },
-    }
-}
-
-/// TLS with the ring provider: the public web roots plus `tls.ca_file`, or
-/// no verification at all when `tls.skip_verify_server` is set.
-fn tls_config(config: &ClickHouseConfig) -> Result<rustls::ClientConfig> {
-    let component = SPEC.component();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::permanent(component.clone(), "set up TLS", e.to_string()))?;
-    if config.tls_skip_verify {
-        return Ok(builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth());
-    }
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = &config.tls_ca_file {
-        let bad = |reason: String| {
-            Error::config(
-                component.clone(),
-                "tls.ca_file",
-                format!("{}: {reason}", path.display()),
-            )
-        };
-        let mut added = 0;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
-            let cert = cert.map_err(|e| bad(e.to_string()))?;
-            roots.add(cert).map_err(|e| bad(e.to_string()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(bad("no PEM certificate in the file".into()));
-        }
-    }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
-}
-
-/// Accepts any server certificate (`tls.skip_verify_server`); handshake
-/// signatures are still checked against the presented certificate.
-#[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use connector_core::config::{ConnectorSpec, PropertyKind, PropertyReader, PropertySpec, Role};
+use connector_core::tls::{self, TlsSettings};
 use connector_core::{Error, Properties, Result, Schema, Secret};
 use percent_encoding::percent_decode_str;
 use tracing::warn;
@@ -106,18 +107,8 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
             Some("{}"),
             "ClickHouse settings sent with every insert, e.g. `{\"insert_quorum\": \"2\"}`.",
         ),
-        PropertySpec::optional(
-            "tls.skip_verify_server",
-            PropertyKind::Boolean,
-            Some("false"),
-            "`true` skips the server certificate and host name checks.",
-        ),
-        PropertySpec::optional(
-            "tls.ca_file",
-            PropertyKind::String,
-            None,
-            "PEM file of certificate authorities to trust besides the public roots.",
-        ),
+        tls::SKIP_VERIFY_SERVER,
+        tls::CA_CERT.with_aliases(&["tls.ca_file"]),
     ],
 };
 
@@ -282,10 +273,9 @@ pub struct ClickHouseConfig {
     pub parallelism: usize,
     /// ClickHouse settings sent with every insert.
     pub settings: BTreeMap<String, String>,
-    /// Skip server certificate and host name checks.
-    pub tls_skip_verify: bool,
-    /// Extra certificate authorities (PEM file) to trust.
-    pub tls_ca_file: Option<PathBuf>,
+    /// How HTTPS endpoints are verified (`tls.skip_verify_server`,
+    /// `tls.ca_cert`).
+    pub tls: TlsSettings,
     /// The record schema, when known before the first batch: lets
     /// [`check`](connector_core::Sink::check) verify that the table's
     /// columns fit it. Not a property (set it from the source's schema).
@@ -311,8 +301,7 @@ impl ClickHouseConfig {
             retry_timeout: Duration::from_secs(120),
             parallelism: 2,
             settings: BTreeMap::new(),
-            tls_skip_verify: false,
-            tls_ca_file: None,
+            tls: TlsSettings::default(),
             schema: None,
         }
     }
@@ -325,7 +314,7 @@ impl ClickHouseConfig {
         let mut config = ClickHouseConfig::new(table, parsed.endpoints);
         config.apply_dsn_parts(parsed.username, parsed.password, parsed.database);
         config.settings = parsed.settings;
-        config.tls_skip_verify = parsed.skip_verify;
+        config.tls.skip_verify_server = parsed.skip_verify;
         Ok(config)
     }
 
@@ -415,13 +404,13 @@ impl ClickHouseConfig {
 
     /// Skips server certificate checks (`tls.skip_verify_server`).
     pub fn skip_verify(mut self, skip: bool) -> Self {
-        self.tls_skip_verify = skip;
+        self.tls.skip_verify_server = skip;
         self
     }
 
-    /// Trusts the certificate authorities in a PEM file (`tls.ca_file`).
+    /// Trusts the certificate authorities in a PEM file (`tls.ca_cert`).
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.tls_ca_file = Some(path.into());
+        self.tls.ca_cert = Some(path.into());
         self
     }
 
@@ -464,8 +453,7 @@ impl ClickHouseConfig {
         let retry_timeout: Duration = r.required("retry_timeout");
         let parallelism: usize = r.required("parallelism");
         let mut settings: BTreeMap<String, String> = r.required("settings");
-        let skip_verify: bool = r.required("tls.skip_verify_server");
-        let ca_file: Option<String> = r.optional("tls.ca_file");
+        let tls = TlsSettings::read(&mut r);
 
         if table.trim().is_empty() && r.is_set("table_name") {
             r.invalid("table_name", "must not be empty");
@@ -547,8 +535,10 @@ impl ClickHouseConfig {
         config.retry_timeout = retry_timeout;
         config.parallelism = parallelism;
         config.settings = settings;
-        config.tls_skip_verify = skip_verify || dsn_skip_verify;
-        config.tls_ca_file = ca_file.map(PathBuf::from);
+        config.tls = TlsSettings {
+            skip_verify_server: tls.skip_verify_server || dsn_skip_verify,
+            ..tls
+        };
         Ok(config)
     }
 }
@@ -715,7 +705,7 @@ mod tests {
             c.endpoints,
             vec![Endpoint::https("h1", 8123), Endpoint::https("h2", 8443)]
         );
-        assert!(c.tls_skip_verify);
+        assert!(c.tls.skip_verify_server);
         assert_eq!(
             c.settings.into_iter().collect::<Vec<_>>(),
             vec![("insert_quorum".to_owned(), "2".to_owned())]

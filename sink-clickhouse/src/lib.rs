@@ -27,8 +27,8 @@
 //! parameters are sent as ClickHouse settings) wins over `hosts` +
 //! `username` + `password` + `database`. Hosts are HTTP endpoints (8123, or
 //! 8443 for `https://`) used in turn: when one cannot be reached the sink
-//! moves to the next. TLS uses rustls with the public web roots, plus
-//! `tls.ca_file`; `tls.skip_verify_server` turns verification off.
+//! moves to the next. TLS uses rustls with the system trust store, plus
+//! `tls.ca_cert` (also spelt `tls.ca_file`); `tls.skip_verify_server` turns verification off.
 //!
 //! # Properties
 //!
@@ -47,7 +47,7 @@
 //! | `parallelism` | `2` | inserts in flight at once |
 //! | `settings` | `{}` | ClickHouse settings sent with every insert |
 //! | `tls.skip_verify_server` | `false` | accept any server certificate |
-//! | `tls.ca_file` | | extra CA certificates (PEM) |
+//! | `tls.ca_cert` (or `tls.ca_file`) | | extra CA certificates (PEM) |
 //!
 //! Configuration errors name the property and are all reported at once;
 //! the password (also inside `dsn`) never appears in errors, logs or

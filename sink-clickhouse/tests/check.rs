@@ -356,15 +356,20 @@ async fn https_with_the_servers_ca_checks_and_inserts() {
 
 #[tokio::test]
 async fn an_unreadable_ca_file_is_a_configuration_error() {
-    let err = ClickHouseSink::from_properties(&Properties::from_pairs([
-        ("hosts", "https://localhost:8443"),
-        ("table_name", "t"),
-        ("tls.ca_file", "/nonexistent/ca.pem"),
-    ]))
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.starts_with("clickhouse sink: property `tls.ca_file`: /nonexistent/ca.pem: "),
-        "{err}"
-    );
+    // `tls.ca_file` is accepted as another spelling of `tls.ca_cert`.
+    for property in ["tls.ca_cert", "tls.ca_file"] {
+        let err = ClickHouseSink::from_properties(&Properties::from_pairs([
+            ("hosts", "https://localhost:8443"),
+            ("table_name", "t"),
+            (property, "/nonexistent/ca.pem"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "clickhouse sink: property `tls.ca_cert`: cannot read `/nonexistent/ca.pem`: "
+            ),
+            "{err}"
+        );
+    }
 }

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::oauth2::{OAuth2Config, Token, TokenSource};
 use crate::retry::{RetryPolicy, is_retryable_status, retry_after, with_jitter};
-use crate::tls::TlsSettings;
+use connector_core::http;
+use connector_core::tls::TlsSettings;
 
 /// How much of an error answer is kept in messages.
 const MAX_BODY_IN_MESSAGE: usize = 1024;
@@ -331,10 +332,8 @@ impl HttpClient {
     pub fn new(settings: ClientSettings) -> Result<Self> {
         let component = settings.component.clone();
         let tls = settings.tls.client_config(&component)?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured((*tls).clone())
+        let http = http::client_builder_with(&tls)
             .connect_timeout(settings.timeout)
-            .user_agent(concat!("timeplus-connectors/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 // 307/308 keep the method and body; following 301/302/303
                 // would turn the POST into a body-less GET and lose data.
@@ -651,7 +650,7 @@ impl HttpClient {
         let response = request.send().await.map_err(|e| {
             let kind = if e.is_timeout() {
                 FailureKind::Timeout
-            } else if error_chain_mentions_tls(&e) {
+            } else if http::mentions_tls(&e) {
                 FailureKind::Tls
             } else {
                 FailureKind::Unreachable
@@ -738,55 +737,14 @@ pub fn redact_url(url: &Url) -> String {
     text
 }
 
-/// A reqwest error as one line, without the URL (which may be secret):
-/// the error and its causes, each said once.
+/// A reqwest error as one line, without the URL (which may be secret),
+/// with a hint when TLS met a plain-HTTP server.
 pub(crate) fn describe_reqwest_error(error: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let top = error_without_url(error);
-    parts.push(top);
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    let mut out = parts.join(": ");
-    if parts
-        .iter()
-        .any(|p| p.contains("InvalidContentType") || p.contains("corrupt message"))
-    {
+    let mut out = http::describe_error(error);
+    if out.contains("InvalidContentType") || out.contains("corrupt message") {
         out.push_str(" (is the server speaking plain HTTP? try an http:// URL)");
     }
     out
-}
-
-fn error_without_url(error: &reqwest::Error) -> String {
-    // reqwest's Display appends "for url (...)": rebuild it without.
-    let text = error.to_string();
-    match text.find(" for url (") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
-}
-
-fn error_chain_mentions_tls(error: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
 
 #[cfg(test)]

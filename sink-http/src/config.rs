@@ -11,7 +11,7 @@ use crate::body::{BatchFormat, Payload};
 use crate::oauth2::OAuth2Config;
 use crate::retry::RetryPolicy;
 use crate::settings;
-use crate::tls::TlsSettings;
+use connector_core::tls::{self, TlsSettings};
 
 /// The properties of the `http` sink (also used for webhooks).
 pub static SPEC: ConnectorSpec = ConnectorSpec {
@@ -102,8 +102,8 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
             Some("100ms"),
             "Longest a record waits for its request to fill when `batch_format` is not `none`.",
         ),
-        settings::TLS_SKIP_VERIFY,
-        settings::TLS_CA_CERT,
+        tls::SKIP_VERIFY_SERVER,
+        tls::CA_CERT,
     ],
 };
 
@@ -283,7 +283,7 @@ impl HttpSinkConfig {
             r.invalid("batch_size", "must be at least 1");
         }
         let batch_wait: Duration = r.required("batch_wait");
-        let tls = settings::read_tls(&mut r);
+        let tls = TlsSettings::read(&mut r);
 
         let payload = match Payload::parse(payload_field.as_deref().unwrap_or("")) {
             Ok(p) => p,

@@ -57,7 +57,6 @@ mod oauth2;
 mod retry;
 pub mod settings;
 mod sink;
-mod tls;
 
 pub use body::{BatchFormat, Payload};
 pub use client::{
@@ -65,12 +64,12 @@ pub use client::{
     truncate_body,
 };
 pub use config::{HttpSinkConfig, SPEC};
+pub use connector_core::tls::TlsSettings;
 pub use inflight::Dispatcher;
 pub use oauth2::OAuth2Config;
 pub use retry::{Backoff, MAX_RETRY_AFTER, RetryPolicy, is_retryable_status, retry_after};
 pub use settings::is_sensitive_header;
 pub use sink::HttpSink;
-pub use tls::TlsSettings;
 
 /// Re-exported so users name methods, headers and URLs with the same types.
 pub use reqwest;

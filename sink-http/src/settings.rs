@@ -12,7 +12,6 @@ use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::retry::{Backoff, RetryPolicy};
-use crate::tls::TlsSettings;
 
 /// `timeout`: per-request timeout.
 pub const fn timeout(default: &'static str) -> PropertySpec {
@@ -71,22 +70,6 @@ pub const fn parallelism(default: &'static str) -> PropertySpec {
     .with_aliases(&["parallelism"])
 }
 
-/// `tls.skip_verify_server`.
-pub const TLS_SKIP_VERIFY: PropertySpec = PropertySpec::optional(
-    "tls.skip_verify_server",
-    PropertyKind::Boolean,
-    Some("false"),
-    "`true` accepts any server certificate and host name (testing only).",
-);
-
-/// `tls.ca_cert`.
-pub const TLS_CA_CERT: PropertySpec = PropertySpec::optional(
-    "tls.ca_cert",
-    PropertyKind::String,
-    None,
-    "PEM file of CA certificates trusted besides the system's.",
-);
-
 /// The most requests in flight a sink accepts.
 pub const MAX_PARALLELISM: usize = 4096;
 
@@ -121,16 +104,6 @@ pub fn read_parallelism(reader: &mut PropertyReader<'_>) -> usize {
         return 1;
     }
     n
-}
-
-/// Reads `tls.skip_verify_server` and `tls.ca_cert`.
-pub fn read_tls(reader: &mut PropertyReader<'_>) -> TlsSettings {
-    let skip_verify_server: bool = reader.required("tls.skip_verify_server");
-    let ca_cert: Option<String> = reader.optional("tls.ca_cert");
-    TlsSettings {
-        skip_verify_server,
-        ca_cert: ca_cert.filter(|p| !p.trim().is_empty()).map(Into::into),
-    }
 }
 
 /// Reads an `http`/`https` URL. A secret URL (the Slack webhook) is never

@@ -57,7 +57,7 @@ async fn renders_templates_headers_method_and_content_type() {
     assert!(
         r.header("user-agent")
             .unwrap()
-            .starts_with("timeplus-connectors/")
+            .starts_with("rust-connectors/")
     );
     assert!(
         !format!("{sink:?}").contains("k-123"),

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use connector_core::config::{ConnectorSpec, PropertyKind, PropertyReader, PropertySpec, Role};
+use connector_core::tls;
 use connector_core::{Error, Properties, Result, Secret};
 use sink_http::reqwest::Url;
 use sink_http::reqwest::header::HeaderMap;
@@ -43,8 +44,8 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
         settings::retry_interval("1s"),
         settings::RETRY_BACKOFF,
         settings::RETRY_MAX_INTERVAL,
-        settings::TLS_SKIP_VERIFY,
-        settings::TLS_CA_CERT,
+        tls::SKIP_VERIFY_SERVER,
+        tls::CA_CERT,
     ],
 };
 
@@ -136,7 +137,7 @@ impl SlackConfig {
         let min_interval: Duration = r.required("min_interval");
         let timeout = settings::read_timeout(&mut r);
         let retry = settings::read_retry(&mut r).wait_out_rate_limits(true);
-        let tls = settings::read_tls(&mut r);
+        let tls = TlsSettings::read(&mut r);
         let template = match Payload::parse(template.as_deref().unwrap_or("")) {
             Ok(t) => t,
             Err(reason) => {

@@ -342,6 +342,12 @@ async fn check_passes_without_posting() {
 async fn check_failure(url: String) -> (String, FailureKind, String) {
     let mut sink = slack_sink(json!({"url": url}));
     let report = sink.check(Duration::from_secs(5)).await;
+    // The webhook URL is the secret: its path never shows.
+    let text = report.to_string();
+    assert!(
+        !text.contains(TOKEN) && !text.contains("revokedToken") && !text.contains("/services/"),
+        "{text}"
+    );
     let step = report
         .failure()
         .unwrap_or_else(|| panic!("expected a failure:\n{report}"));

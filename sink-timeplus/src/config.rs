@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use connector_core::config::{ConnectorSpec, PropertyKind, PropertyReader, PropertySpec, Role};
+use connector_core::tls;
 use connector_core::{Error, Properties, Result, Secret};
 use sink_http::reqwest::Url;
 use sink_http::{RetryPolicy, TlsSettings, settings};
@@ -62,8 +63,8 @@ pub static SPEC: ConnectorSpec = ConnectorSpec {
         settings::retry_interval("1s"),
         settings::RETRY_BACKOFF,
         settings::RETRY_MAX_INTERVAL,
-        settings::TLS_SKIP_VERIFY,
-        settings::TLS_CA_CERT,
+        tls::SKIP_VERIFY_SERVER,
+        tls::CA_CERT,
     ],
 };
 
@@ -171,7 +172,7 @@ impl TimeplusConfig {
         let parallelism = settings::read_parallelism(&mut r);
         let timeout = settings::read_timeout(&mut r);
         let retry = settings::read_retry(&mut r);
-        let tls = settings::read_tls(&mut r);
+        let tls = TlsSettings::read(&mut r);
         let basic_auth = match (username, password) {
             (Some(user), password) => Some((user, password.unwrap_or_default())),
             (None, Some(_)) => {

@@ -326,8 +326,12 @@ async fn server_errors_are_retried_and_refusals_reported_verbatim() {
 }
 
 async fn check_failure(props: serde_json::Value) -> (String, FailureKind, String) {
+    let key = props["api_key"].as_str().map(str::to_owned);
     let mut sink = timeplus(props);
     let report = sink.check(Duration::from_secs(5)).await;
+    if let Some(key) = key {
+        assert!(!report.to_string().contains(&key), "{report}");
+    }
     let step = report
         .failure()
         .unwrap_or_else(|| panic!("expected a failure:\n{report}"));
@@ -371,8 +375,10 @@ async fn check_wrong_port() {
 #[tokio::test]
 async fn check_wrong_api_key() {
     let server = Server::start().await;
-    let (_, kind, reason) =
-        check_failure(json!({"stream_name": "iot", "url": server.url(), "api_key": "wrong"})).await;
+    let (_, kind, reason) = check_failure(
+        json!({"stream_name": "iot", "url": server.url(), "api_key": "wrong-api-key"}),
+    )
+    .await;
     assert_eq!(kind, FailureKind::AuthRefused);
     assert_eq!(
         reason,

@@ -1,12 +1,12 @@
 //! Opening Ably's SSE stream and reading it as events.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use connector_core::config::format_duration;
-use connector_core::error::{cause_chain, find_cause};
+use connector_core::http;
+use connector_core::tls::TlsSettings;
 use connector_core::{Error, FailureKind, Result};
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::Stream;
@@ -26,28 +26,17 @@ pub(crate) struct OpenFailure {
     pub reason: String,
 }
 
-/// The reqwest client: rustls with the `ring` provider and the Mozilla
-/// roots. No overall timeout: a stream stays open for hours.
+/// The reqwest client: the library's TLS and user agent. No overall
+/// timeout: a stream stays open for hours.
 pub(crate) fn http_client(component: &str, connect_timeout: Duration) -> Result<reqwest::Client> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::config(component.to_owned(), "tls", e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+    http::client_builder(component, &TlsSettings::default())?
         .connect_timeout(connect_timeout)
-        .user_agent(concat!("rust-connectors/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| {
             Error::config(
                 component.to_owned(),
                 "base_url",
-                format!("cannot build the HTTP client: {e}"),
+                format!("cannot build the HTTP client: {}", http::describe_error(&e)),
             )
         })
 }
@@ -136,7 +125,7 @@ fn chunks(
         match tokio::time::timeout(idle, response.chunk()).await {
             Ok(Ok(Some(chunk))) => Some((Ok(chunk), Some(response))),
             Ok(Ok(None)) => None,
-            Ok(Err(e)) => Some((Err(cause_chain(&e)), None)),
+            Ok(Err(e)) => Some((Err(http::describe_error(&e)), None)),
             Err(_) => Some((
                 Err(format!("nothing received for {}", format_duration(idle))),
                 None,
@@ -146,16 +135,9 @@ fn chunks(
 }
 
 fn transport_failure(err: &reqwest::Error) -> OpenFailure {
-    let mut reason = cause_chain(err);
-    let kind = if find_cause::<rustls::Error>(err).is_some() {
-        if reason.contains("InvalidContentType") {
-            reason.push_str(" (the server does not speak TLS here; use an http:// base_url)");
-        }
-        FailureKind::Tls
-    } else if err.is_timeout() {
-        FailureKind::Timeout
-    } else {
-        FailureKind::Unreachable
-    };
-    OpenFailure { kind, reason }
+    let failure = http::transport_failure(err, "base_url");
+    OpenFailure {
+        kind: failure.kind,
+        reason: failure.reason,
+    }
 }

@@ -251,3 +251,14 @@ fn property_errors_name_the_property() {
             .contains("property `count`: expected a whole number")
     );
 }
+
+#[tokio::test]
+async fn check_has_nothing_to_reach() {
+    let mut source = GeneratorSource::new(fast(Template::Iot, 1));
+    let report = source.check(Duration::from_secs(1)).await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(
+        report.to_string(),
+        "stream_generator source: ok     nothing to check: this source uses no external service"
+    );
+}

@@ -39,6 +39,10 @@
 //! keeps the last N records for lookup ([`HttpPushSource::retained`]), and
 //! [`HttpPushTable`] is a retain-only consumer for scan-table use.
 //!
+//! Cargo feature `protobuf` (on by default) enables `format = protobuf`
+//! (`proto_file`, `proto_message`, compiled at run time); without it,
+//! such a configuration is refused with an error that names the feature.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

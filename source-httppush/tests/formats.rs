@@ -309,6 +309,64 @@ async fn formats_configured_in_code() {
     running.stop().await;
 }
 
+#[tokio::test]
+async fn protobuf_bodies_decode_with_the_proto_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("reading.proto");
+    std::fs::write(
+        &proto,
+        r#"syntax = "proto3";
+package iot.v1;
+message Reading {
+  string device = 1;
+  double value = 2;
+  repeated string tags = 3;
+  map<string, int64> counters = 4;
+}
+"#,
+    )
+    .unwrap();
+    let running = run(with_local(&[
+        ("endpoint", "/pb"),
+        ("format", "protobuf"),
+        ("proto_file", proto.to_str().unwrap()),
+        ("proto_message", "iot.v1.Reading"),
+    ]))
+    .await;
+
+    // The body is built with prost-reflect from the same file, independently
+    // of our encoder.
+    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(
+        protox::compile([&proto], [dir.path()]).unwrap(),
+    )
+    .unwrap();
+    let descriptor = pool.get_message_by_name("iot.v1.Reading").unwrap();
+    let mut message = prost_reflect::DynamicMessage::new(descriptor);
+    message.set_field_by_name("device", prost_reflect::Value::String("d1".into()));
+    message.set_field_by_name("value", prost_reflect::Value::F64(21.5));
+    message.set_field_by_name(
+        "tags",
+        prost_reflect::Value::List(vec![prost_reflect::Value::String("a".into())]),
+    );
+    let body = prost::Message::encode_to_vec(&message);
+
+    let http = client();
+    assert_eq!(post(&http, &running.url, body).await, (200, "ok".into()));
+    let records = running.wait_for(1).await;
+    assert_eq!(records[0].get("device"), Some(&Value::from("d1")));
+    assert_eq!(records[0].get("value"), Some(&Value::Float64(21.5)));
+    assert_eq!(
+        records[0].get("tags"),
+        Some(&Value::Array(vec![Value::from("a")]))
+    );
+
+    // Bytes that are not a Reading: 400 with the reason, nothing kept.
+    let (status, answer) = post(&http, &running.url, vec![0x0a, 0xff, 0xff]).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("protobuf"), "{answer}");
+    running.stop().await;
+}
+
 #[test]
 fn protobuf_needs_its_proto_file_and_message() {
     let err =

@@ -1,11 +1,11 @@
 //! The HTTP side: one request to the viewership endpoint, and how its
 //! failures read.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use connector_core::error::{cause_chain, find_cause};
+use connector_core::http;
+use connector_core::tls::TlsSettings;
 use connector_core::{Error, FailureKind, Result, Secret};
 use reqwest::StatusCode;
 use url::Url;
@@ -69,51 +69,28 @@ impl ApiClient {
     }
 }
 
-/// The reqwest client: rustls with the `ring` provider and the Mozilla
-/// roots, HTTP/2 where the server offers it.
+/// The reqwest client: the library's TLS and user agent, HTTP/2 where the
+/// server offers it.
 pub(crate) fn http_client(component: &str, timeout: Duration) -> Result<reqwest::Client> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::config(component.to_owned(), "tls", e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+    http::client_builder(component, &TlsSettings::default())?
         .timeout(timeout)
         .connect_timeout(timeout)
-        .user_agent(concat!("rust-connectors/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| {
             Error::config(
                 component.to_owned(),
                 "base_url",
-                format!("cannot build the HTTP client: {e}"),
+                format!("cannot build the HTTP client: {}", http::describe_error(&e)),
             )
         })
 }
 
 /// A failed exchange without an HTTP answer: refused, timed out, TLS.
 fn transport_failure(err: &reqwest::Error) -> PollFailure {
-    let reason = cause_chain(err);
-    let kind = if find_cause::<rustls::Error>(err).is_some() {
-        FailureKind::Tls
-    } else if err.is_timeout() {
-        FailureKind::Timeout
-    } else {
-        FailureKind::Unreachable
-    };
-    let reason = if kind == FailureKind::Tls && reason.contains("InvalidContentType") {
-        format!("{reason} (the server does not speak TLS here; use an http:// base_url)")
-    } else {
-        reason
-    };
+    let failure = http::transport_failure(err, "base_url");
     PollFailure {
-        kind,
-        reason,
+        kind: failure.kind,
+        reason: failure.reason,
         retry_after: None,
     }
 }

@@ -25,6 +25,7 @@ use schema_registry_converter::schema_registry_common::{
 
 use crate::error::{Error, Result};
 use crate::format::RegistryConfig;
+use crate::tls::TlsSettings;
 
 /// How errors name the registry client.
 const COMPONENT: &str = "schema registry";
@@ -80,19 +81,6 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
-fn tls_config() -> Result<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::permanent(COMPONENT, "set up TLS", e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth())
-}
-
 impl RegistryClient {
     /// A client for the registry at `config.address` (`http://` or `https://`).
     pub fn new(config: &RegistryConfig) -> Result<Self> {
@@ -112,8 +100,7 @@ impl RegistryClient {
                 config.api_secret.as_ref().map(|s| s.expose()),
             );
         }
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
+        let client = crate::http::client_builder(COMPONENT, &TlsSettings::default())?
             .connect_timeout(Duration::from_secs(5));
         let settings = builder
             .build_with(client)

@@ -1,21 +1,40 @@
-//! TLS settings: the rustls client configuration every HTTP sink uses (the
-//! `ring` provider, the system's trust store plus an optional CA file, or
-//! no verification when the user turns it off).
+//! TLS client settings shared by every connector that speaks TLS through
+//! rustls: the `ring` provider, the system's trust store (the Mozilla roots
+//! where the system has none) plus an optional CA file, or no verification
+//! when the user turns it off. Connectors read the same two properties,
+//! [`SKIP_VERIFY_SERVER`] and [`CA_CERT`], with [`TlsSettings::read`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use connector_core::{Error, Result};
+use crate::config::{PropertyKind, PropertyReader, PropertySpec};
+use crate::error::{Error, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-/// How the sinks verify the servers they talk to.
+/// `tls.skip_verify_server`.
+pub const SKIP_VERIFY_SERVER: PropertySpec = PropertySpec::optional(
+    "tls.skip_verify_server",
+    PropertyKind::Boolean,
+    Some("false"),
+    "`true` accepts any server certificate and host name (testing only).",
+);
+
+/// `tls.ca_cert`: extra certificate authorities.
+pub const CA_CERT: PropertySpec = PropertySpec::optional(
+    "tls.ca_cert",
+    PropertyKind::String,
+    None,
+    "PEM file of CA certificates trusted besides the system's.",
+);
+
+/// How a connector verifies the servers it talks to.
 ///
 /// ```
-/// use sink_http::TlsSettings;
+/// use connector_core::tls::TlsSettings;
 ///
 /// let tls = TlsSettings::default(); // verify against the system's trust store
 /// assert!(!tls.skip_verify_server);
@@ -32,7 +51,18 @@ pub struct TlsSettings {
 }
 
 impl TlsSettings {
-    /// Builds the rustls configuration. Errors (an unreadable CA file, no
+    /// Reads [`SKIP_VERIFY_SERVER`] and [`CA_CERT`] (both must be in the
+    /// connector's spec; an empty CA path counts as none).
+    pub fn read(reader: &mut PropertyReader<'_>) -> TlsSettings {
+        let skip_verify_server: bool = reader.required(SKIP_VERIFY_SERVER.name);
+        let ca_cert: Option<String> = reader.optional(CA_CERT.name);
+        TlsSettings {
+            skip_verify_server,
+            ca_cert: ca_cert.filter(|p| !p.trim().is_empty()).map(Into::into),
+        }
+    }
+
+    /// Builds the rustls configuration, offering HTTP/2 and HTTP/1.1 by ALPN. Errors (an unreadable CA file, no
     /// trust anchors at all) name `component` and the property.
     pub fn client_config(&self, component: &str) -> Result<Arc<ClientConfig>> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -62,7 +92,8 @@ impl TlsSettings {
     }
 }
 
-fn load_certificates(
+/// Reads every certificate of a PEM file; the error says which file and why.
+pub fn load_certificates(
     path: &std::path::Path,
 ) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
