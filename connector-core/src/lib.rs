@@ -21,6 +21,8 @@
 //! ```
 
 pub mod ack;
+#[cfg(feature = "arrow")]
+pub mod arrow;
 pub mod check;
 pub mod config;
 pub mod console;
