@@ -52,34 +52,60 @@ pub fn require_binary(name: &str) -> PathBuf {
 
 /// A command that runs the example `name` of the calling package.
 ///
-/// `cargo test` builds every example next to the test binaries
-/// (`target/<profile>/examples/`), so tests run that binary directly instead
-/// of `cargo run --example`, which would rebuild the dependency tree with the
-/// package's own feature set. When the binary is missing (a test run with
+/// `cargo test` builds every example next to the test binaries, as
+/// `target/<profile>/examples/<name>-<hash>` (`cargo build --example` also
+/// links `<name>`), so tests run that binary directly instead of
+/// `cargo run --example`, which would rebuild the dependency tree with the
+/// package's own feature set. When no binary is there (a test run with
 /// `--test` alone), it is built first with `cargo build --example`.
 pub fn example_command(name: &str) -> Command {
     let test_exe = std::env::current_exe().expect("path of the test binary");
-    // target/<profile>/deps/<test> → target/<profile>/examples/<name>
+    // target/<profile>/deps/<test> → target/<profile>/examples/
     let examples_dir = test_exe
         .parent()
         .and_then(Path::parent)
         .map(|profile| profile.join("examples"))
         .expect("test binary inside target/<profile>/deps");
-    let binary = examples_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !binary.is_file() {
+    let binary = newest_example_binary(&examples_dir, name).unwrap_or_else(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "--example", name])
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build --example {name} failed");
-    }
-    assert!(
-        binary.is_file(),
-        "example binary {} not found",
-        binary.display()
-    );
+        newest_example_binary(&examples_dir, name).unwrap_or_else(|| {
+            panic!(
+                "example binary {name} not found in {}",
+                examples_dir.display()
+            )
+        })
+    });
     Command::new(binary)
+}
+
+/// The most recently built `<name>` or `<name>-<16 hex digits>` executable.
+fn newest_example_binary(dir: &Path, name: &str) -> Option<PathBuf> {
+    let suffix = std::env::consts::EXE_SUFFIX;
+    let matches = |file: &str| {
+        let Some(stem) = file.strip_suffix(suffix) else {
+            return false;
+        };
+        stem == name
+            || stem
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_str().is_some_and(matches))
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            (meta.is_file() && meta.len() > 0).then(|| (meta.modified().ok(), entry.path()))
+        })
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, path)| path)
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the caller).
