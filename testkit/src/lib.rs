@@ -50,62 +50,49 @@ pub fn require_binary(name: &str) -> PathBuf {
     );
 }
 
-/// A command that runs the example `name` of the calling package.
+/// A command that runs the example `name` of the calling package, built
+/// (or found up to date) with `cargo build --workspace --example` in the same target
+/// directory and profile as the calling test.
 ///
-/// `cargo test` builds every example next to the test binaries, as
-/// `target/<profile>/examples/<name>-<hash>` (`cargo build --example` also
-/// links `<name>`), so tests run that binary directly instead of
-/// `cargo run --example`, which would rebuild the dependency tree with the
-/// package's own feature set. When no binary is there (a test run with
-/// `--test` alone), it is built first with `cargo build --example`.
+/// Tests run the example binary rather than `cargo run --example` so that
+/// they can signal the process itself. (`cargo test --all-targets` builds
+/// examples as test harnesses, so its binaries cannot be used.)
+/// `scripts/test.sh` builds every example beforehand with the workspace's
+/// features, which makes the build here a quick no-op.
 pub fn example_command(name: &str) -> Command {
     let test_exe = std::env::current_exe().expect("path of the test binary");
-    // target/<profile>/deps/<test> → target/<profile>/examples/
-    let examples_dir = test_exe
+    // target/<profile>/deps/<test> → target/<profile> → target
+    let profile_dir = test_exe
         .parent()
         .and_then(Path::parent)
-        .map(|profile| profile.join("examples"))
         .expect("test binary inside target/<profile>/deps");
-    let binary = newest_example_binary(&examples_dir, name).unwrap_or_else(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--example", name])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build --example {name} failed");
-        newest_example_binary(&examples_dir, name).unwrap_or_else(|| {
-            panic!(
-                "example binary {name} not found in {}",
-                examples_dir.display()
-            )
-        })
-    });
+    let target_dir = profile_dir.parent().expect("target directory");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--quiet",
+            "--workspace",
+            "--example",
+            name,
+            "--target-dir",
+        ])
+        .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "cargo build --example {name} failed");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "example binary {} not found",
+        binary.display()
+    );
     Command::new(binary)
-}
-
-/// The most recently built `<name>` or `<name>-<16 hex digits>` executable.
-fn newest_example_binary(dir: &Path, name: &str) -> Option<PathBuf> {
-    let suffix = std::env::consts::EXE_SUFFIX;
-    let matches = |file: &str| {
-        let Some(stem) = file.strip_suffix(suffix) else {
-            return false;
-        };
-        stem == name
-            || stem
-                .strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_name().to_str().is_some_and(matches))
-        .filter_map(|entry| {
-            let meta = entry.metadata().ok()?;
-            (meta.is_file() && meta.len() > 0).then(|| (meta.modified().ok(), entry.path()))
-        })
-        .max_by_key(|(modified, _)| *modified)
-        .map(|(_, path)| path)
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the caller).
