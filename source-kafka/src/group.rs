@@ -140,20 +140,14 @@ impl Workers {
                 error!(topic = %self.settings.topic, partition, "cannot read the partition's own queue");
                 continue;
             };
-            match worker::spawn(
+            let handle = worker::spawn(
                 &self.settings,
                 &self.runtime,
                 consumer.clone(),
                 queue,
                 partition,
-            ) {
-                Ok(handle) => {
-                    running.insert(partition, handle);
-                }
-                Err(e) => {
-                    let _ = self.settings.batches.try_send(Err(e));
-                }
-            }
+            );
+            running.insert(partition, handle);
         }
     }
 

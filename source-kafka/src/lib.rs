@@ -52,6 +52,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod decode;
 mod group;
 mod offsets;
 mod source;

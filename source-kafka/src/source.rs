@@ -20,8 +20,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::config::{GROUP_PREFIX, KafkaSourceConfig, SPEC};
+use crate::decode::{Decoders, RawBatch};
 use crate::group::{Group, SourceContext, Workers};
-use crate::worker::{DecoderFactory, WorkerSettings, consumer_error};
+use crate::worker::{WorkerSettings, consumer_error};
 
 /// Batches read ahead of `next_batch`, across all partitions.
 const READ_AHEAD: usize = 8;
@@ -30,7 +31,9 @@ const READ_AHEAD: usize = 8;
 ///
 /// Each record carries its message's key, timestamp, headers and position
 /// ([`Position::Offset`](connector_core::Position)). Every assigned
-/// partition has its own reader, so partitions are decoded in parallel.
+/// partition has its own reader; payloads are decoded by
+/// [`next_batch`](Source::next_batch), on the task that consumes the
+/// records.
 /// Offsets are committed only for batches the sink acknowledged, per
 /// partition and in order: an undelivered batch holds back the commits
 /// after it in its partition. A failed batch is read again from its first
@@ -68,13 +71,13 @@ pub struct KafkaSource {
     generated_group: bool,
     name: Arc<str>,
     topic: Arc<str>,
-    decoders: DecoderFactory,
+    decoders: Decoders,
     running: Option<Running>,
 }
 
 /// A started source.
 struct Running {
-    batches: mpsc::Receiver<Result<Batch>>,
+    batches: mpsc::Receiver<Result<RawBatch>>,
     stop: Arc<AtomicBool>,
     driver: Option<std::thread::JoinHandle<Result<()>>>,
 }
@@ -88,8 +91,8 @@ impl KafkaSource {
         Ok(KafkaSource::with_decoders(config, move || format.decoder()))
     }
 
-    /// A source with its own decoders: `make` is called once per assigned
-    /// partition (`config.format` is then unused).
+    /// A source with its own decoders: `make` is called once for each
+    /// partition the source reads (`config.format` is then unused).
     pub fn with_decoders(
         config: KafkaSourceConfig,
         make: impl Fn() -> Result<Box<dyn Decoder>> + Send + Sync + 'static,
@@ -98,15 +101,16 @@ impl KafkaSource {
             Some(group) => (group, false),
             None => (format!("{GROUP_PREFIX}{}", uuid::Uuid::new_v4()), true),
         };
-        let name = SPEC.component();
+        let name: Arc<str> = Arc::from(SPEC.component());
+        let topic: Arc<str> = Arc::from(config.topic.as_str());
         KafkaSource {
             shared: Arc::new(Group::new(&name, &config.topic, &group)),
-            name: Arc::from(name),
-            topic: Arc::from(config.topic.as_str()),
+            decoders: Decoders::new(Arc::new(make), name.clone(), topic.clone()),
+            name,
+            topic,
             config,
             group,
             generated_group,
-            decoders: Arc::new(make),
             running: None,
         }
     }
@@ -151,7 +155,6 @@ impl KafkaSource {
             retry_backoff: self.config.retry_backoff,
             max_retry_backoff: self.config.max_retry_backoff,
             drain_timeout: self.config.drain_timeout,
-            decoders: self.decoders.clone(),
             batches: tx.clone(),
             group: self.shared.clone(),
         };
@@ -280,7 +283,7 @@ struct Driver {
     workers: Arc<Workers>,
     group: Arc<Group>,
     stop: Arc<AtomicBool>,
-    errors: mpsc::Sender<Result<Batch>>,
+    errors: mpsc::Sender<Result<RawBatch>>,
     name: Arc<str>,
     commit_interval: Duration,
 }
@@ -367,7 +370,7 @@ impl Source for KafkaSource {
             return Ok(None);
         };
         match running.batches.recv().await {
-            Some(batch) => batch.map(Some),
+            Some(raw) => self.decoders.decode(raw?).await.map(Some),
             None => Err(Error::permanent(
                 self.name.to_string(),
                 format!("consume `{}`", self.topic),

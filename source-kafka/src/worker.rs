@@ -1,8 +1,9 @@
 //! One partition's reader: a task that reads the partition's own queue,
-//! decodes, emits batches and acts on their outcomes.
+//! emits batches of raw messages (decoded by whoever takes them, see
+//! [`decode`](crate::decode)) and acts on their outcomes.
 //!
-//! Each assigned partition gets a worker, so partitions are decoded in
-//! parallel and each is read by one task only. That makes redelivery
+//! Each assigned partition gets a worker, so each is read by one task
+//! only. That makes redelivery
 //! simple: a failed batch seeks the partition back and starts a new epoch
 //! (see [`offsets`](crate::offsets)), and every message read after the
 //! seek belongs to it. Offsets of delivered batches are handed to the
@@ -12,24 +13,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use connector_core::check::FailureKind;
-use connector_core::format::{Decoder, MessageMeta, Progress, decode_message, stamp};
-use connector_core::{
-    AckStatus, AckTracker, BadRecord, Batch, CancellationToken, Header, Position, Record, Result,
-};
+use connector_core::{AckStatus, AckTracker, CancellationToken, Header, Result};
 use kafka_common::error::{describe, failure_kind, to_error};
 use kafka_common::rdkafka::consumer::{BaseConsumer, Consumer, base_consumer::PartitionQueue};
 use kafka_common::rdkafka::error::KafkaError;
-use kafka_common::rdkafka::message::{Headers, Message, OwnedMessage};
+use kafka_common::rdkafka::message::{Headers, Message};
 use kafka_common::rdkafka::topic_partition_list::Offset;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::decode::{RawBatch, RawMessage};
 use crate::group::{Group, SourceContext};
 use crate::offsets::{Action, PartitionBook, Span};
-
-/// Makes a decoder for each partition worker.
-pub(crate) type DecoderFactory = Arc<dyn Fn() -> Result<Box<dyn Decoder>> + Send + Sync>;
 
 /// What every worker of a source shares.
 #[derive(Clone)]
@@ -40,8 +36,7 @@ pub(crate) struct WorkerSettings {
     pub retry_backoff: Duration,
     pub max_retry_backoff: Duration,
     pub drain_timeout: Duration,
-    pub decoders: DecoderFactory,
-    pub batches: mpsc::Sender<Result<Batch>>,
+    pub batches: mpsc::Sender<Result<RawBatch>>,
     pub group: Arc<Group>,
 }
 
@@ -59,8 +54,7 @@ pub(crate) fn spawn(
     consumer: Arc<BaseConsumer<SourceContext>>,
     mut queue: PartitionQueue<SourceContext>,
     partition: i32,
-) -> Result<WorkerHandle> {
-    let decoder = (settings.decoders)()?;
+) -> WorkerHandle {
     let notify = Arc::new(Notify::new());
     let wake = notify.clone();
     // librdkafka calls this when the queue goes from empty to non-empty.
@@ -72,18 +66,11 @@ pub(crate) fn spawn(
         settings: settings.clone(),
         stop: stop.clone(),
         notify,
-        reader: Reader {
-            decoder,
-            name: settings.name.clone(),
-            // Every record holds the topic: a copy per reader keeps readers
-            // on different threads from sharing one reference count.
-            topic: Arc::from(&*settings.topic),
-            max: settings.max_batch.max(1),
-        },
+        max: settings.max_batch.max(1),
         tracker: AckTracker::new(),
         book: PartitionBook::default(),
         building: Building::default(),
-        held: None,
+        last_size: (0, 0),
         failures: 0,
         resume_at: None,
         idle_polls: 0,
@@ -92,7 +79,7 @@ pub(crate) fn spawn(
         _done: done_tx,
     };
     runtime.spawn(worker.run());
-    Ok(WorkerHandle { stop, done })
+    WorkerHandle { stop, done }
 }
 
 struct Worker {
@@ -100,12 +87,13 @@ struct Worker {
     settings: WorkerSettings,
     stop: CancellationToken,
     notify: Arc<Notify>,
-    reader: Reader,
+    /// Most messages per batch.
+    max: usize,
     tracker: AckTracker<Span>,
     book: PartitionBook,
     building: Building,
-    /// A message waiting for the decoder's network work.
-    held: Option<OwnedMessage>,
+    /// Messages and buffer bytes of the last batch, to size the next.
+    last_size: (usize, usize),
     failures: u32,
     resume_at: Option<Instant>,
     idle_polls: u32,
@@ -119,11 +107,10 @@ struct Worker {
 /// The batch being read.
 #[derive(Default)]
 struct Building {
-    records: Vec<Record>,
-    bad: Vec<BadRecord>,
+    data: Vec<u8>,
+    messages: Vec<RawMessage>,
     span: Option<Span>,
     bytes: u64,
-    messages: usize,
 }
 
 impl Worker {
@@ -160,17 +147,8 @@ impl Worker {
                 }
                 self.resume_at = None;
             }
-            if let Some(message) = self.held.take() {
-                let epoch = self.book.epoch();
-                self.reader
-                    .read_resolving(&mut self.building, &message, epoch)
-                    .await?;
-            }
             self.fill()?;
-            if self.held.is_some() {
-                continue;
-            }
-            if self.building.messages > 0 {
+            if !self.building.messages.is_empty() {
                 // Hand the batch over, serving outcomes while there is no room.
                 let batches = self.settings.batches.clone();
                 tokio::select! {
@@ -206,11 +184,18 @@ impl Worker {
         }
     }
 
-    /// Reads what the queue has now, until the batch is full or a message
-    /// needs the decoder's network work.
+    /// Reads what the queue has now, until the batch is full.
     fn fill(&mut self) -> Result<()> {
         let epoch = self.book.epoch();
-        while self.building.messages < self.reader.max {
+        if self.building.messages.capacity() == 0 {
+            // Sized like the last batch: one allocation each, usually.
+            let (messages, data) = self.last_size;
+            self.building
+                .messages
+                .reserve(messages.max(16).min(self.max));
+            self.building.data.reserve(data.max(1024));
+        }
+        while self.building.messages.len() < self.max {
             let Some(event) = self.queue.poll(Duration::ZERO) else {
                 break;
             };
@@ -222,22 +207,22 @@ impl Worker {
                 }
             };
             self.idle_polls = 0;
-            if self.reader.read_now(&mut self.building, &message, epoch)? {
-                self.held = Some(message.detach());
-                break;
-            }
+            push(&mut self.building, &message, epoch);
         }
         Ok(())
     }
 
-    fn emit(&mut self) -> Batch {
+    fn emit(&mut self) -> RawBatch {
         let building = std::mem::take(&mut self.building);
         let span = building.span.expect("a batch with messages has a span");
-        let ack = self.tracker.track(span);
-        let mut batch = Batch::with_ack(building.records, ack);
-        batch.bad = building.bad;
-        batch.source_bytes = building.bytes;
-        batch
+        self.last_size = (building.messages.len(), building.data.len());
+        RawBatch {
+            partition: self.partition,
+            data: building.data,
+            messages: building.messages,
+            bytes: building.bytes,
+            ack: self.tracker.track(span),
+        }
     }
 
     /// Acts on a batch's outcome.
@@ -267,7 +252,6 @@ impl Worker {
                 self.resume_at = Some(Instant::now() + backoff);
                 // What was read past the failed batch is read again.
                 self.building = Building::default();
-                self.held = None;
                 // Synchronous in effect for this reader: librdkafka discards
                 // what it fetched before the seek, and fetches again.
                 if let Err(e) = self.consumer.seek(
@@ -334,145 +318,40 @@ pub(crate) fn consumer_error(err: &KafkaError, name: &str, topic: &str) -> Resul
     }
 }
 
-/// Decodes messages into a batch.
-struct Reader {
-    decoder: Box<dyn Decoder>,
-    name: Arc<str>,
-    topic: Arc<str>,
-    max: usize,
-}
-
-impl Reader {
-    /// Reads one message; `Ok(true)` when the decoder needs network work
-    /// first (nothing was added then).
-    fn read_now<M: Message>(
-        &mut self,
-        building: &mut Building,
-        message: &M,
-        epoch: u64,
-    ) -> Result<bool> {
-        if building.records.capacity() == 0 {
-            // Most messages make one record.
-            building.records.reserve(self.max.min(256));
-        }
-        let parts = Parts::of(message, &self.topic);
-        let meta = parts.meta();
-        let start = building.records.len();
-        let decoded = match self
-            .decoder
-            .decode(parts.payload, &meta, &mut building.records)
-        {
-            Ok(Progress::Done) => {
-                stamp(&mut building.records[start..], &meta);
-                Ok(())
-            }
-            Ok(Progress::NeedsResolve) => {
-                building.records.truncate(start);
-                return Ok(true);
-            }
-            Err(e) => Err(e.at(&parts.position)),
-        };
-        self.finish(building, &parts, start, decoded, epoch)?;
-        Ok(false)
-    }
-
-    /// Reads a held message, waiting for the decoder's network work.
-    async fn read_resolving(
-        &mut self,
-        building: &mut Building,
-        message: &OwnedMessage,
-        epoch: u64,
-    ) -> Result<()> {
-        let parts = Parts::of(message, &self.topic);
-        let start = building.records.len();
-        let decoded = decode_message(
-            &mut *self.decoder,
-            parts.payload,
-            &parts.meta(),
-            &mut building.records,
-        )
-        .await;
-        self.finish(building, &parts, start, decoded, epoch)
-    }
-
-    /// Counts the message into the batch; an undecodable payload becomes a
-    /// bad record under the batch's ack.
-    fn finish(
-        &self,
-        building: &mut Building,
-        parts: &Parts<'_>,
-        start: usize,
-        decoded: Result<()>,
-        epoch: u64,
-    ) -> Result<()> {
-        if let Err(e) = decoded {
-            building.records.truncate(start);
-            if !e.is_bad_data() {
-                // The decoder could not do its network work (registry down):
-                // the message is not counted, so nothing past it commits.
-                return Err(e.in_component(self.name.to_string()));
-            }
-            building.bad.push(BadRecord::undecodable(
-                e.in_component(self.name.to_string()),
-                bytes::Bytes::copy_from_slice(parts.payload),
-                Some(parts.position.clone()),
-            ));
-        }
-        match &mut building.span {
-            Some(span) => span.last = parts.offset,
-            None => {
-                building.span = Some(Span {
-                    epoch,
-                    first: parts.offset,
-                    last: parts.offset,
-                });
-            }
-        }
-        building.messages += 1;
-        building.bytes += parts.payload.len() as u64;
-        Ok(())
-    }
-}
-
-/// The parts of a message a record needs.
-struct Parts<'m> {
-    offset: i64,
-    payload: &'m [u8],
-    key: Option<&'m [u8]>,
-    timestamp: Option<i64>,
-    headers: Vec<Header>,
-    position: Position,
-}
-
-impl<'m> Parts<'m> {
-    fn of<M: Message>(message: &'m M, topic: &Arc<str>) -> Self {
-        let offset = message.offset();
-        Parts {
-            offset,
-            // A tombstone (no payload) reaches the decoder as an empty payload.
-            payload: message.payload().unwrap_or_default(),
-            key: message.key(),
-            timestamp: message
-                .timestamp()
-                .to_millis()
-                .map(|ms| ms.saturating_mul(1000)),
-            headers: message.headers().map(copy_headers).unwrap_or_default(),
-            position: Position::Offset {
-                topic: topic.clone(),
-                partition: message.partition(),
-                offset,
-            },
+/// Copies a message into the batch: payload and key into its buffer.
+fn push<M: Message>(building: &mut Building, message: &M, epoch: u64) {
+    let payload = message.payload().unwrap_or_default();
+    // A tombstone (no payload) reaches the decoder as an empty payload.
+    let at = building.data.len();
+    building.data.extend_from_slice(payload);
+    let payload_range = at..building.data.len();
+    let key = message.key().map(|key| {
+        let at = building.data.len();
+        building.data.extend_from_slice(key);
+        at..building.data.len()
+    });
+    let offset = message.offset();
+    building.messages.push(RawMessage {
+        offset,
+        payload: payload_range,
+        key,
+        timestamp: message
+            .timestamp()
+            .to_millis()
+            .map(|ms| ms.saturating_mul(1000)),
+        headers: message.headers().map(copy_headers).unwrap_or_default(),
+    });
+    match &mut building.span {
+        Some(span) => span.last = offset,
+        None => {
+            building.span = Some(Span {
+                epoch,
+                first: offset,
+                last: offset,
+            })
         }
     }
-
-    fn meta(&self) -> MessageMeta<'_> {
-        MessageMeta {
-            key: self.key,
-            timestamp: self.timestamp,
-            headers: &self.headers,
-            position: Some(&self.position),
-        }
-    }
+    building.bytes += payload.len() as u64;
 }
 
 fn copy_headers<H: Headers>(headers: &H) -> Vec<Header> {
