@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use connector_core::format::{Decoder, MessageMeta, Progress, decode_message};
@@ -45,6 +45,38 @@ pub(crate) struct RawMessage {
     pub headers: Vec<Header>,
 }
 
+/// Buffers of decoded batches, handed back to the readers: allocating and
+/// freeing them per batch cost more than copying into them (large frees
+/// make glibc consolidate its free lists, and they happen on another thread
+/// than the allocation).
+#[derive(Default)]
+pub(crate) struct Spares(Mutex<Vec<(Vec<u8>, Vec<RawMessage>)>>);
+
+/// Spares kept at most; more are freed.
+const MAX_SPARES: usize = 16;
+/// Buffers larger than this are freed, not kept (a batch of large messages
+/// must not pin its memory).
+const MAX_SPARE_BYTES: usize = 4 << 20;
+
+impl Spares {
+    /// Empty buffers, if any are spare.
+    pub fn take(&self) -> Option<(Vec<u8>, Vec<RawMessage>)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn give(&self, mut data: Vec<u8>, mut messages: Vec<RawMessage>) {
+        if data.capacity() > MAX_SPARE_BYTES {
+            return;
+        }
+        data.clear();
+        messages.clear();
+        let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if spares.len() < MAX_SPARES {
+            spares.push((data, messages));
+        }
+    }
+}
+
 /// The decoders of a source, one per partition (decoders keep state, such
 /// as the schemas they resolved).
 pub(crate) struct Decoders {
@@ -52,6 +84,7 @@ pub(crate) struct Decoders {
     name: Arc<str>,
     topic: Arc<str>,
     by_partition: HashMap<i32, Box<dyn Decoder>>,
+    spares: Arc<Spares>,
 }
 
 impl Decoders {
@@ -61,7 +94,13 @@ impl Decoders {
             name,
             topic,
             by_partition: HashMap::new(),
+            spares: Arc::default(),
         }
+    }
+
+    /// Where the readers find the buffers of decoded batches.
+    pub fn spares(&self) -> Arc<Spares> {
+        self.spares.clone()
     }
 
     /// Decodes `raw` into a batch under its ack. Undecodable payloads become
@@ -75,14 +114,14 @@ impl Decoders {
         let RawBatch {
             partition,
             data,
-            messages,
+            mut messages,
             bytes,
             ack,
         } = raw;
         // Most messages make one record.
         let mut records = Vec::with_capacity(messages.len());
         let mut bad = Vec::new();
-        for message in messages {
+        for message in messages.drain(..) {
             let payload = &data[message.payload];
             let key = message.key.map(|r| &data[r]);
             let position = Position::Offset {
@@ -124,6 +163,7 @@ impl Decoders {
                 Err(e) => return Err(e.in_component(self.name.to_string())),
             }
         }
+        self.spares.give(data, messages);
         let mut batch = Batch::with_ack(records, ack);
         batch.bad = bad;
         batch.source_bytes = bytes;

@@ -156,6 +156,7 @@ impl KafkaSource {
             max_retry_backoff: self.config.max_retry_backoff,
             drain_timeout: self.config.drain_timeout,
             batches: tx.clone(),
+            spares: self.decoders.spares(),
             group: self.shared.clone(),
         };
         let workers = Arc::new(Workers::new(settings, tokio::runtime::Handle::current()));

@@ -23,7 +23,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::decode::{RawBatch, RawMessage};
+use crate::decode::{RawBatch, RawMessage, Spares};
 use crate::group::{Group, SourceContext};
 use crate::offsets::{Action, PartitionBook, Span};
 
@@ -37,6 +37,8 @@ pub(crate) struct WorkerSettings {
     pub max_retry_backoff: Duration,
     pub drain_timeout: Duration,
     pub batches: mpsc::Sender<Result<RawBatch>>,
+    /// Buffers to reuse.
+    pub spares: Arc<Spares>,
     pub group: Arc<Group>,
 }
 
@@ -188,6 +190,10 @@ impl Worker {
     fn fill(&mut self) -> Result<()> {
         let epoch = self.book.epoch();
         if self.building.messages.capacity() == 0 {
+            if let Some((data, messages)) = self.settings.spares.take() {
+                self.building.data = data;
+                self.building.messages = messages;
+            }
             // Sized like the last batch: one allocation each, usually.
             let (messages, data) = self.last_size;
             self.building
