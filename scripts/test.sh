@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
-# The examples' tests run the example programs (testkit::example_command);
-# building them here, with the workspace's features, shares the build.
-cargo build --workspace --examples
-cargo test --workspace --all-targets "$@"
-cargo test --workspace --doc
+# Libraries, binaries, integration and doc tests. The default target
+# selection also builds every example as a program, which the examples'
+# tests run (testkit::example_command); `--all-targets` would build them as
+# test harnesses instead.
+cargo test --workspace "$@"
+# Every benchmark once, in test mode, so that they keep working.
+cargo test --workspace --benches "$@"

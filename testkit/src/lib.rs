@@ -50,43 +50,39 @@ pub fn require_binary(name: &str) -> PathBuf {
     );
 }
 
-/// A command that runs the example `name` of the calling package, built
-/// (or found up to date) with `cargo build --workspace --example` in the same target
-/// directory and profile as the calling test.
+/// A command that runs the example `name` of the calling package.
 ///
-/// Tests run the example binary rather than `cargo run --example` so that
-/// they can signal the process itself. (`cargo test --all-targets` builds
-/// examples as test harnesses, so its binaries cannot be used.)
-/// `scripts/test.sh` builds every example beforehand with the workspace's
-/// features, which makes the build here a quick no-op.
+/// Tests run the example binary rather than `cargo run --example`, so that
+/// they can signal the process itself and no second build with another
+/// feature set happens inside a test. A plain `cargo test` builds every
+/// example before it runs the tests and links it as
+/// `target/<profile>/examples/<name>`; that binary is used. When it is
+/// missing (a run with `--test` alone, or `--all-targets`, which builds
+/// examples as test harnesses instead), it is built with
+/// `cargo build --example` first.
 pub fn example_command(name: &str) -> Command {
     let test_exe = std::env::current_exe().expect("path of the test binary");
-    // target/<profile>/deps/<test> → target/<profile> → target
+    // target/<profile>/deps/<test> → target/<profile>
     let profile_dir = test_exe
         .parent()
         .and_then(Path::parent)
         .expect("test binary inside target/<profile>/deps");
-    let target_dir = profile_dir.parent().expect("target directory");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args([
-            "build",
-            "--quiet",
-            "--workspace",
-            "--example",
-            name,
-            "--target-dir",
-        ])
-        .arg(target_dir);
-    if profile_dir.file_name().is_some_and(|p| p == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build");
-    assert!(status.success(), "cargo build --example {name} failed");
     let binary = profile_dir
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !binary.is_file() {
+        let target_dir = profile_dir.parent().expect("target directory");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "--example", name, "--target-dir"])
+            .arg(target_dir);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
     assert!(
         binary.is_file(),
         "example binary {} not found",
