@@ -18,7 +18,7 @@
 
 use crate::check::FailureKind;
 use crate::error::{Result, find_cause};
-use crate::tls::TlsSettings;
+use crate::tls::{TlsSettings, is_plain_text_peer};
 
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("rust-connectors/", env!("CARGO_PKG_VERSION"));
@@ -52,8 +52,8 @@ pub struct TransportFailure {
 /// met a server that speaks plain HTTP. The reason never quotes the URL.
 pub fn transport_failure(err: &reqwest::Error, url_property: &str) -> TransportFailure {
     let mut reason = describe_error(err);
-    let kind = if mentions_tls(err) {
-        if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
+    let kind = if let Some(tls) = find_cause::<rustls::Error>(err) {
+        if is_plain_text_peer(tls) {
             reason.push_str(&format!(
                 " (the server does not speak TLS here; use an http:// {url_property})"
             ));
@@ -86,26 +86,6 @@ pub fn describe_error(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     parts.join(": ")
-}
-
-/// Whether TLS failed: a rustls error in the cause chain, also where it
-/// travels inside (nested) `io::Error`s whose `source()` skips it.
-pub fn mentions_tls(err: &reqwest::Error) -> bool {
-    if find_cause::<rustls::Error>(err).is_some() {
-        return true;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        let mut io = e.downcast_ref::<std::io::Error>();
-        while let Some(inner) = io.and_then(std::io::Error::get_ref) {
-            if inner.downcast_ref::<rustls::Error>().is_some() {
-                return true;
-            }
-            io = inner.downcast_ref::<std::io::Error>();
-        }
-        source = e.source();
-    }
-    false
 }
 
 #[cfg(test)]

@@ -92,6 +92,13 @@ impl TlsSettings {
     }
 }
 
+/// Whether a handshake failed because the server answered with something
+/// that is not TLS (a plain-text service on that port): rustls reports it
+/// as a corrupt message (`InvalidContentType` and the like).
+pub fn is_plain_text_peer(err: &rustls::Error) -> bool {
+    matches!(err, rustls::Error::InvalidMessage(_))
+}
+
 /// Reads every certificate of a PEM file; the error says which file and why.
 pub fn load_certificates(
     path: &std::path::Path,

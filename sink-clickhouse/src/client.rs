@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use connector_core::error::find_cause;
 use connector_core::http;
 use connector_core::{Error, Result};
 use reqwest::Url;
@@ -463,23 +464,13 @@ impl Client {
 /// "not HTTP" and "may have reached it" (everything after the request left).
 fn transport_error(endpoint: &Endpoint, error: &reqwest::Error) -> RequestError {
     let endpoint_text = endpoint.to_string();
-    let mut tls = None;
+    // TLS errors arrive as io::Errors wrapped in io::Errors, whose
+    // `source()` skips the wrapped error itself: find_cause looks inside.
+    let tls = find_cause::<rustls::Error>(error).map(ToString::to_string);
     let mut parse = false;
     let mut deepest = error.to_string();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(err) = source {
-        if let Some(e) = err.downcast_ref::<rustls::Error>() {
-            tls = Some(e.to_string());
-        }
-        // TLS errors arrive as io::Errors wrapped in io::Errors, whose
-        // `source()` skips the wrapped error itself.
-        let mut io = err.downcast_ref::<std::io::Error>();
-        while let Some(inner) = io.and_then(std::io::Error::get_ref) {
-            if let Some(e) = inner.downcast_ref::<rustls::Error>() {
-                tls = Some(e.to_string());
-            }
-            io = inner.downcast_ref::<std::io::Error>();
-        }
         if let Some(h) = err.downcast_ref::<hyper::Error>()
             && (h.is_parse() || h.is_parse_status())
         {

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use connector_core::check::{CheckReport, FailureKind};
+use connector_core::error::find_cause;
+use connector_core::tls;
 use reqwest::Url;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -111,7 +113,7 @@ pub async fn check_reachable(
             let connector = tokio_rustls::TlsConnector::from(client.tls_config().clone());
             let tls = connector.connect(name, stream).await.map_err(|e| {
                 let mut reason = e.to_string();
-                if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
+                if find_cause::<rustls::Error>(&e).is_some_and(tls::is_plain_text_peer) {
                     reason.push_str(" (is the server speaking plain HTTP? try an http:// URL)");
                 }
                 (FailureKind::Tls, reason)

@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::oauth2::{OAuth2Config, Token, TokenSource};
 use crate::retry::{RetryPolicy, is_retryable_status, retry_after, with_jitter};
+use connector_core::error::find_cause;
 use connector_core::http;
-use connector_core::tls::TlsSettings;
+use connector_core::tls::{self, TlsSettings};
 
 /// How much of an error answer is kept in messages.
 const MAX_BODY_IN_MESSAGE: usize = 1024;
@@ -650,7 +651,7 @@ impl HttpClient {
         let response = request.send().await.map_err(|e| {
             let kind = if e.is_timeout() {
                 FailureKind::Timeout
-            } else if http::mentions_tls(&e) {
+            } else if find_cause::<rustls::Error>(&e).is_some() {
                 FailureKind::Tls
             } else {
                 FailureKind::Unreachable
@@ -741,7 +742,7 @@ pub fn redact_url(url: &Url) -> String {
 /// with a hint when TLS met a plain-HTTP server.
 pub(crate) fn describe_reqwest_error(error: &reqwest::Error) -> String {
     let mut out = http::describe_error(error);
-    if out.contains("InvalidContentType") || out.contains("corrupt message") {
+    if find_cause::<rustls::Error>(error).is_some_and(tls::is_plain_text_peer) {
         out.push_str(" (is the server speaking plain HTTP? try an http:// URL)");
     }
     out
