@@ -19,12 +19,9 @@ use crate::message::ErrorInfo;
 pub(crate) type Events =
     Pin<Box<dyn Stream<Item = std::result::Result<Event, EventStreamError<String>>> + Send>>;
 
-/// Why a stream could not be opened.
-#[derive(Debug, Clone)]
-pub(crate) struct OpenFailure {
-    pub kind: FailureKind,
-    pub reason: String,
-}
+/// Why a stream could not be opened: what failed and Ably's or the
+/// transport's words.
+pub(crate) type OpenFailure = http::TransportFailure;
 
 /// The reqwest client: the library's TLS and user agent. No overall
 /// timeout: a stream stays open for hours.
@@ -65,7 +62,7 @@ pub(crate) async fn open(
         .send();
     let response = match tokio::time::timeout(config.timeout, request).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(transport_failure(&e)),
+        Ok(Err(e)) => return Err(http::transport_failure(&e, "base_url")),
         Err(_) => {
             return Err(fail(
                 FailureKind::Timeout,
@@ -132,12 +129,4 @@ fn chunks(
             )),
         }
     })
-}
-
-fn transport_failure(err: &reqwest::Error) -> OpenFailure {
-    let failure = http::transport_failure(err, "base_url");
-    OpenFailure {
-        kind: failure.kind,
-        reason: failure.reason,
-    }
 }
